@@ -1,0 +1,1 @@
+"""aop-mcp: an AI orchestration platform built as an MCP server."""

@@ -1,0 +1,1 @@
+"""Ports: the small Protocols every adapter implements."""
