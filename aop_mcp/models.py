@@ -142,8 +142,9 @@ class TaskRun:
     task_id: str
     status: TaskStatus
     priority: int = 0
-    attempts: int = 0  # attempts that count toward max_attempts
-    interruptions: int = 0  # attempts lost to an engine crash or stop (not counted above)
+    attempts: int = 0  # attempts started, of every kind: the next one is number attempts + 1
+    failures: int = 0  # failed attempts counted toward max_attempts; a replay resets it
+    interruptions: int = 0  # attempts lost to an engine crash or stop: never counted
     ready_at: float | None = None  # when it became ready: the queue's age order
     next_attempt_at: float | None = None  # earliest start of the next attempt (backoff)
     started_at: float | None = None

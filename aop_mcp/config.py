@@ -1,0 +1,100 @@
+"""Configuration, read once from `AOP_*` environment variables and passed down.
+
+Nothing else in the package reads `os.environ`. Every setting has a sane default so
+`aop serve` runs with no configuration at all.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from aop_mcp.errors import ConfigError
+
+APP_NAME = "aop-mcp"
+
+
+def default_data_dir(environ: Mapping[str, str]) -> Path:
+    """The user's data directory (XDG on Linux), without importing platformdirs on start-up."""
+    base = environ.get("XDG_DATA_HOME") or str(Path(environ.get("HOME", "~")) / ".local/share")
+    return Path(base).expanduser() / APP_NAME
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: Path
+    db: Path | None  # None: the in-memory store (tests, experiments)
+    host: str = "127.0.0.1"
+    port: int = 8765
+    max_concurrency: int = 32  # attempts running at once in this engine, all runs together
+    lease_seconds: float = 30.0  # how long a crashed engine's runs stay locked on other hosts
+    output_cap: int = 1_048_576  # bytes kept of each of stdout and stderr per attempt
+    sandbox: bool = False  # run `local` tasks under bubblewrap
+    path: str = "/usr/local/bin:/usr/bin:/bin"  # PATH given to `local` tasks
+
+    @property
+    def work_root(self) -> Path:
+        """Where per-attempt working directories are made."""
+        return self.data_dir / "work"
+
+    def with_db(self, db: str | Path | None) -> Settings:
+        """A copy using another database (`--db`); ':memory:' selects the in-memory store."""
+        if db is None:
+            return self
+        return replace(self, db=None if str(db) == ":memory:" else Path(db).expanduser())
+
+
+def _int(key: str, raw: str, minimum: int) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(key, raw, "expected a whole number") from None
+    if value < minimum:
+        raise ConfigError(key, raw, f"must be at least {minimum}")
+    return value
+
+
+def _float(key: str, raw: str, minimum: float) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(key, raw, "expected a number of seconds") from None
+    if value < minimum:
+        raise ConfigError(key, raw, f"must be at least {minimum}")
+    return value
+
+
+def _bool(key: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ConfigError(key, raw, "expected true or false")
+
+
+_PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
+    "AOP_HOST": ("host", lambda k, v: v),
+    "AOP_PORT": ("port", lambda k, v: _int(k, v, 1)),
+    "AOP_MAX_CONCURRENCY": ("max_concurrency", lambda k, v: _int(k, v, 1)),
+    "AOP_LEASE_SECONDS": ("lease_seconds", lambda k, v: _float(k, v, 1.0)),
+    "AOP_OUTPUT_CAP": ("output_cap", lambda k, v: _int(k, v, 1024)),
+    "AOP_SANDBOX": ("sandbox", _bool),
+    "AOP_TASK_PATH": ("path", lambda k, v: v),
+}
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from the environment (default: `os.environ`); raises ConfigError."""
+    env = os.environ if environ is None else environ
+    data_dir = Path(env["AOP_DATA_DIR"]).expanduser() if env.get("AOP_DATA_DIR") else None
+    data_dir = data_dir or default_data_dir(env)
+    values: dict[str, Any] = {}
+    for key, (name, parse) in _PARSERS.items():
+        if key in env:
+            values[name] = parse(key, env[key])
+    settings = Settings(data_dir=data_dir, db=data_dir / "aop.db", **values)
+    return settings.with_db(env.get("AOP_DB") or None)

@@ -1,0 +1,85 @@
+"""Turning a ready task into an attempt: condition, templates, executor, cache key."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from aop_mcp.engine import progress
+from aop_mcp.engine.progress import RunState, Step
+from aop_mcp.models import Attempt, AttemptStatus, FailureKind, TaskError
+from aop_mcp.ports.executor import ExecutionRequest, Executor
+from aop_mcp.workflow import TemplateContext, TemplateError, evaluate_when, render_run
+
+if TYPE_CHECKING:
+    from aop_mcp.engine.engine import Engine
+
+
+@dataclass(slots=True)
+class Launch:
+    """An attempt recorded as started, to hand to its executor once that is committed."""
+
+    state: RunState
+    attempt: Attempt
+    executor: Executor
+    request: ExecutionRequest
+    cache_key: str | None
+
+
+def prepare_attempt(engine: Engine, step: Step, state: RunState, task_id: str) -> Launch | None:
+    """Start an attempt of a ready task, or settle the task at once.
+
+    A false `when` skips the task; a template that cannot be rendered fails it for good
+    (running it again would render the same way). Neither uses an executor.
+    """
+    spec = state.specs[task_id]
+    context = TemplateContext(inputs=state.run.inputs, outputs=state.outputs)
+    try:
+        if spec.when is not None and not evaluate_when(spec.when, context):
+            progress.skip(step, state, task_id, f"condition is false: {spec.when}")
+            return None
+        run_spec = render_run(spec.run, context)
+    except TemplateError as exc:
+        error = TaskError(FailureKind.TEMPLATE, f"{exc.field}: {exc.message}")
+        progress.task_failed(step, state, task_id, error)
+        return None
+    executor = engine.executors.get(run_spec.executor)
+    if executor is None:
+        message = f"no {run_spec.executor!r} executor is configured in this server"
+        progress.task_failed(step, state, task_id, TaskError(FailureKind.ERROR, message))
+        return None
+    attempt = Attempt(
+        run_id=state.id,
+        task_id=task_id,
+        number=state.tasks[task_id].attempts + 1,
+        status=AttemptStatus.RUNNING,
+        worker=engine.owner.id,
+        started_at=step.now,
+        lease_until=engine.leases.lease_until,
+    )
+    progress.attempt_started(step, state, task_id, attempt)
+    state.active += 1
+    request = ExecutionRequest(
+        run_id=state.id,
+        task_id=task_id,
+        attempt=attempt.number,
+        spec=run_spec,
+        timeout=spec.timeout,
+        work_root=engine.limits.work_root,
+        output_cap=engine.limits.output_cap,
+    )
+    cache_key = cache_key_of(run_spec) if spec.cache else None
+    return Launch(state, attempt, executor, request, cache_key)
+
+
+def cache_key_of(run_spec: object) -> str:
+    """What makes a task's result reusable: its executor and its rendered `run` block.
+
+    The rendered block holds the command, image, env and whatever inputs and upstream
+    outputs its templates used, so a change to any of them makes a new key.
+    """
+    dump = run_spec.model_dump(mode="json")  # type: ignore[attr-defined]
+    text = json.dumps(dump, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()

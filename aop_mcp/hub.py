@@ -1,0 +1,87 @@
+"""The hub: wires settings, store, engine and services into one object the doors use."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from aop_mcp.config import Settings
+from aop_mcp.engine import Clock, Engine, EngineLimits, SystemClock
+from aop_mcp.executors import default_executors
+from aop_mcp.ports.events import EventBus, InMemoryEventBus
+from aop_mcp.ports.executor import Executor
+from aop_mcp.ports.store import Store
+from aop_mcp.services.dead_letters import DeadLetterService
+from aop_mcp.services.runs import RunService
+from aop_mcp.services.workflows import WorkflowService
+from aop_mcp.store import open_store
+
+
+@dataclass(frozen=True, slots=True)
+class Hub:
+    settings: Settings
+    store: Store
+    bus: EventBus
+    engine: Engine
+    workflows: WorkflowService
+    runs: RunService
+    dead_letters: DeadLetterService
+
+
+def engine_limits(settings: Settings) -> EngineLimits:
+    return EngineLimits(
+        max_concurrency=settings.max_concurrency,
+        lease_seconds=settings.lease_seconds,
+        output_cap=settings.output_cap,
+        work_root=settings.work_root,
+    )
+
+
+@asynccontextmanager
+async def open_hub(
+    settings: Settings,
+    *,
+    adopt_orphans: bool,
+    store: Store | None = None,
+    executors: Mapping[str, Executor] | None = None,
+    clock: Clock | None = None,
+    rng: random.Random | None = None,
+) -> AsyncIterator[Hub]:
+    """Open the store, start the engine, yield the hub; stop and close on exit.
+
+    `adopt_orphans=True` (the server) resumes every run no live engine drives;
+    the CLI passes False so `aop run` drives only what it starts.
+    """
+    store = store or open_store(settings.db)
+    clock = clock or SystemClock()
+    bus = InMemoryEventBus()
+    if executors is None:
+        executors = default_executors(base_env={"PATH": settings.path}, sandbox=settings.sandbox)
+    await store.open()
+    engine = Engine(
+        store,
+        executors,
+        bus=bus,
+        clock=clock,
+        limits=engine_limits(settings),
+        adopt_orphans=adopt_orphans,
+        rng=rng,
+    )
+    try:
+        await engine.start()
+        try:
+            yield Hub(
+                settings=settings,
+                store=store,
+                bus=bus,
+                engine=engine,
+                workflows=WorkflowService(store, clock),
+                runs=RunService(store, engine, clock),
+                dead_letters=DeadLetterService(store, engine),
+            )
+        finally:
+            await engine.stop()
+    finally:
+        await store.close()

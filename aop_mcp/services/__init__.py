@@ -1,0 +1,1 @@
+"""Services: the operations every door (MCP, REST, CLI, dashboard) calls."""

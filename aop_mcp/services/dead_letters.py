@@ -1,0 +1,29 @@
+"""The dead-letter queue: tasks that failed for good, and replaying them."""
+
+from __future__ import annotations
+
+from aop_mcp.engine import Engine
+from aop_mcp.models import DeadLetter, Run
+from aop_mcp.ports.store import Store
+
+
+class DeadLetterService:
+    def __init__(self, store: Store, engine: Engine) -> None:
+        self._store = store
+        self._engine = engine
+
+    async def list(
+        self, *, run_id: str | None = None, include_replayed: bool = False
+    ) -> list[DeadLetter]:
+        """Dead letters, oldest first; replayed ones only when asked for."""
+        return await self._store.list_dead_letters(
+            run_id=run_id, include_replayed=include_replayed
+        )
+
+    async def get(self, dead_letter_id: str) -> DeadLetter:
+        """One dead letter; raises DeadLetterNotFound."""
+        return await self._store.get_dead_letter(dead_letter_id)
+
+    async def replay(self, dead_letter_id: str) -> Run:
+        """Run the task again in its run (with a fresh retry budget); the run continues."""
+        return await self._engine.replay(dead_letter_id)
