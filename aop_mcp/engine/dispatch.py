@@ -60,7 +60,6 @@ def prepare_attempt(engine: Engine, step: Step, state: RunState, task_id: str) -
         lease_until=engine.leases.lease_until,
     )
     progress.attempt_started(step, state, task_id, attempt)
-    state.active += 1
     request = ExecutionRequest(
         run_id=state.id,
         task_id=task_id,

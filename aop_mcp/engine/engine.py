@@ -359,7 +359,9 @@ class Engine:
                 if not self._current(state, task_run):
                     continue
                 launch = prepare_attempt(self, step, state, task_run.task_id)
-                if launch is not None:
+                if launch is None:
+                    state.active -= 1  # settled without an attempt: give the slot back
+                else:
                     launches.append(launch)
         self._executing += len(launches)
         return launches
@@ -383,11 +385,15 @@ class Engine:
         )
 
     def _may_start(self, item: QueueItem) -> bool:
+        """Whether an item may start now; an accepted one holds a slot of its run."""
         state, task_run = item
         if not self._current(state, task_run):
             return True  # taken off the queue, then dropped by _dispatch
         limit = state.document.max_parallel
-        return limit is None or state.active < limit
+        if limit is not None and state.active >= limit:
+            return False
+        state.active += 1
+        return True
 
     # Attempts ------------------------------------------------------------------------
 
