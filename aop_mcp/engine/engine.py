@@ -367,9 +367,12 @@ class Engine:
         return launches
 
     def _enqueue(self, step: Step) -> None:
+        queued: set[int] = set()
         for state, task_id in step.ready:
             task_run = state.tasks[task_id]
-            if task_run.status is TaskStatus.READY:
+            # A task marked ready twice in one step is still one record: queue it once.
+            if task_run.status is TaskStatus.READY and id(task_run) not in queued:
+                queued.add(id(task_run))
                 ready_at = task_run.ready_at or step.now
                 self._queue.push(
                     (state, task_run), task_run.priority, ready_at, task_run.next_attempt_at

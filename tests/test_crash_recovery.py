@@ -1,0 +1,96 @@
+"""A process killed with SIGKILL mid-run loses nothing: the next engine finishes the run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+from engine_support import WAIT, hub_on
+
+from aop_mcp.models import AttemptStatus, FailureKind, RunStatus
+
+pytestmark = pytest.mark.anyio
+
+
+def crash_workflow(tmp_path: Path) -> Path:
+    """`first` counts its runs; `second` reports through a FIFO, then hangs the first time."""
+    d = tmp_path
+    document = f"""
+name: crash
+tasks:
+  - id: first
+    run: {{executor: local, shell: "echo ran >> {d}/first.count"}}
+  - id: second
+    needs: [first]
+    run:
+      executor: local
+      shell: >-
+        if [ -e {d}/second.started ]; then echo resumed;
+        else touch {d}/second.started; echo $$ > {d}/second.pid;
+        echo started > {d}/fifo; exec sleep 120; fi
+  - id: third
+    needs: [second]
+    run: {{executor: local, shell: "echo {{{{ tasks.second.output }}}}-and-done"}}
+"""
+    path = tmp_path / "crash.yaml"
+    path.write_text(document)
+    return path
+
+
+async def line_from(fifo: Path, process: subprocess.Popen[bytes]) -> str:
+    """The first line a task writes to `fifo`; fails at once if the process died first."""
+    fd = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)  # RDWR: opening never blocks
+    try:
+        with anyio.fail_after(WAIT):
+            while True:
+                with anyio.move_on_after(0.1):
+                    await anyio.wait_readable(fd)
+                    return os.read(fd, 1024).decode().strip()
+                assert process.poll() is None, f"aop run exited early with {process.returncode}"
+    finally:
+        os.close(fd)
+
+
+def kill_group(pid_file: Path) -> None:
+    try:
+        os.killpg(int(pid_file.read_text()), signal.SIGKILL)
+    except (FileNotFoundError, ProcessLookupError, ValueError):
+        pass
+
+
+async def test_sigkill_mid_run_then_restart_finishes_the_run_without_rerunning(tmp_path):
+    workflow = crash_workflow(tmp_path)
+    os.mkfifo(tmp_path / "fifo")
+    env = {**os.environ, "AOP_DATA_DIR": str(tmp_path / "data")}
+    command = [sys.executable, "-m", "aop_mcp", "run", str(workflow), "--db", str(tmp_path / "aop.db")]
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        said = await line_from(tmp_path / "fifo", process)
+        assert said == "started"
+        process.send_signal(signal.SIGKILL)
+        assert process.wait(timeout=WAIT) == -signal.SIGKILL
+    finally:
+        process.kill()
+        process.wait(timeout=WAIT)
+        kill_group(tmp_path / "second.pid")
+
+    async with hub_on(tmp_path) as hub:
+        [run] = await hub.runs.list(workflow="crash")
+        with anyio.fail_after(WAIT):
+            done = await hub.runs.wait(run.id)
+        detail = await hub.runs.get(run.id)
+        second = await hub.runs.task(run.id, "second")
+
+    assert done.status is RunStatus.SUCCEEDED
+    assert (tmp_path / "first.count").read_text() == "ran\n"  # not run again
+    assert [a.status for a in second.attempts] == [AttemptStatus.FAILED, AttemptStatus.SUCCEEDED]
+    assert second.attempts[0].error.kind is FailureKind.INTERRUPTED
+    third = next(t for t in detail.tasks if t.task_id == "third")
+    assert third.output.stdout == "resumed-and-done\n"
