@@ -46,6 +46,8 @@ tasks:
     join = next(t for t in detail.tasks if t.task_id == "join")
     assert join.output.stdout == "L-hi+R-hi\n"
     assert set(statuses(detail).values()) == {"succeeded"}
+    work = tmp_path / "data" / "work"
+    assert not work.exists() or list(work.iterdir()) == []  # no attempt folders left behind
 
 
 async def test_ready_tasks_start_by_priority_then_age(tmp_path):

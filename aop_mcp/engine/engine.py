@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -311,6 +312,9 @@ class Engine:
         for state in step.finished:
             if self._runs.get(state.id) is state:
                 del self._runs[state.id]
+            run_dir = self.limits.work_root / state.id  # executors leave empty folders
+            if run_dir.exists():
+                shutil.rmtree(run_dir, ignore_errors=True)
             for future in self._waiters.pop(state.id, []):
                 if not future.done():
                     future.set_result(state.run)
