@@ -366,3 +366,42 @@ async def test_graceful_stop_leaves_the_attempt_to_resume_without_using_a_retry(
     assert [a.status for a in detail.attempts] == [AttemptStatus.FAILED, AttemptStatus.SUCCEEDED]
     assert detail.attempts[0].error.kind is FailureKind.INTERRUPTED
     assert detail.task.failures == 0 and detail.task.interruptions == 0
+
+
+async def test_global_concurrency_limit_holds_across_runs(tmp_path):
+    names = ["r0", "r1", "r2", "r3"]
+    async with hub_on(tmp_path, max_concurrency=2) as hub:
+        for name in names:
+            await hub.workflows.define({"name": name, "tasks": [python_task(name, "hold")]})
+        runs = [await hub.runs.start(name) for name in names]
+        with anyio.fail_after(WAIT):
+            await calls.entered["r0"].wait()
+            await calls.entered["r1"].wait()
+        assert calls.running == {"r0", "r1"}  # r2 and r3 wait for a free slot
+        calls.gates["r0"].set()
+        calls.gates["r1"].set()
+        with anyio.fail_after(WAIT):
+            await calls.entered["r2"].wait()
+            await calls.entered["r3"].wait()
+        calls.gates["r2"].set()
+        calls.gates["r3"].set()
+        for run in runs:
+            with anyio.fail_after(WAIT):
+                assert (await hub.runs.wait(run.id)).status is RunStatus.SUCCEEDED
+    assert calls.peak[0] == 2
+
+
+async def test_every_published_event_is_already_in_the_store(tmp_path):
+    document = {"name": "ev", "tasks": [python_task("a", "record"), python_task("b", "record", needs=["a"])]}
+    seen = []
+    async with hub_on(tmp_path) as hub, hub.bus.subscribe() as events:
+        await hub.workflows.define(document)
+        run = await hub.runs.start("ev")
+        while not seen or seen[-1].type != "run.succeeded":
+            with anyio.fail_after(WAIT):
+                event = await events.get()
+            stored = await hub.store.list_events(after=event.seq - 1, limit=1)
+            assert stored == [event]
+            seen.append(event)
+    assert [e.run_id for e in seen] == [run.id] * len(seen)
+    assert [e.type for e in seen][-1] == "run.succeeded"
