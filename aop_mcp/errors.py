@@ -70,7 +70,9 @@ class Problem:
     task: str | None = None
 
     def __str__(self) -> str:
-        where = f"task {self.task!r}, field {self.field!r}" if self.task else f"field {self.field!r}"
+        where = (
+            f"task {self.task!r}, field {self.field!r}" if self.task else f"field {self.field!r}"
+        )
         return f"{where}: {self.message}"
 
 

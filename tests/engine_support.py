@@ -31,7 +31,9 @@ async def hub_on(
         yield h
 
 
-async def next_event(queue: asyncio.Queue[Event], event_type: str, task_id: str | None = None) -> Event:
+async def next_event(
+    queue: asyncio.Queue[Event], event_type: str, task_id: str | None = None
+) -> Event:
     """The next event of that type (and task) from a bus subscription, within WAIT seconds."""
     with anyio.fail_after(WAIT):
         while True:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from anyio.abc import Process
 from engine_support import WAIT, hub_on
 
 from aop_mcp.models import AttemptStatus, FailureKind, RunStatus
@@ -42,7 +44,7 @@ tasks:
     return path
 
 
-async def line_from(fifo: Path, process: subprocess.Popen[bytes]) -> str:
+async def line_from(fifo: Path, process: Process) -> str:
     """The first line a task writes to `fifo`; fails at once if the process died first."""
     fd = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)  # RDWR: opening never blocks
     try:
@@ -51,34 +53,43 @@ async def line_from(fifo: Path, process: subprocess.Popen[bytes]) -> str:
                 with anyio.move_on_after(0.1):
                     await anyio.wait_readable(fd)
                     return os.read(fd, 1024).decode().strip()
-                assert process.poll() is None, f"aop run exited early with {process.returncode}"
+                assert process.returncode is None, f"aop run exited early: {process.returncode}"
     finally:
         os.close(fd)
 
 
 def kill_group(pid_file: Path) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError, ProcessLookupError, ValueError):
         os.killpg(int(pid_file.read_text()), signal.SIGKILL)
-    except (FileNotFoundError, ProcessLookupError, ValueError):
-        pass
 
 
 async def test_sigkill_mid_run_then_restart_finishes_the_run_without_rerunning(tmp_path):
     workflow = crash_workflow(tmp_path)
     os.mkfifo(tmp_path / "fifo")
     env = {**os.environ, "AOP_DATA_DIR": str(tmp_path / "data")}
-    command = [sys.executable, "-m", "aop_mcp", "run", str(workflow), "--db", str(tmp_path / "aop.db")]
-    process = subprocess.Popen(
+    command = [
+        sys.executable,
+        "-m",
+        "aop_mcp",
+        "run",
+        str(workflow),
+        "--db",
+        str(tmp_path / "aop.db"),
+    ]
+    process = await anyio.open_process(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
         said = await line_from(tmp_path / "fifo", process)
         assert said == "started"
         process.send_signal(signal.SIGKILL)
-        assert process.wait(timeout=WAIT) == -signal.SIGKILL
+        with anyio.fail_after(WAIT):
+            assert await process.wait() == -signal.SIGKILL
     finally:
-        process.kill()
-        process.wait(timeout=WAIT)
+        if process.returncode is None:
+            process.kill()
+        with anyio.fail_after(WAIT):
+            await process.wait()
         kill_group(tmp_path / "second.pid")
 
     async with hub_on(tmp_path) as hub:

@@ -92,7 +92,10 @@ async def test_failed_attempt_waits_its_backoff_before_the_retry(tmp_path):
             {
                 "id": "flaky",
                 "run": {"executor": "local", "shell": f"test -e {marker}"},
-                "retry": {"max_attempts": 3, "backoff": {"initial": "10m", "max": "1h", "jitter": 0}},
+                "retry": {
+                    "max_attempts": 3,
+                    "backoff": {"initial": "10m", "max": "1h", "jitter": 0},
+                },
             }
         ],
     }
@@ -124,7 +127,10 @@ async def test_a_pending_retry_survives_a_restart(tmp_path):
             {
                 "id": "t",
                 "run": {"executor": "local", "shell": f"test -e {marker}"},
-                "retry": {"max_attempts": 2, "backoff": {"initial": "1h", "max": "2h", "jitter": 0}},
+                "retry": {
+                    "max_attempts": 2,
+                    "backoff": {"initial": "1h", "max": "2h", "jitter": 0},
+                },
             }
         ],
     }
@@ -144,7 +150,13 @@ async def test_a_pending_retry_survives_a_restart(tmp_path):
 async def test_timeout_fails_the_attempt_with_kind_timeout(tmp_path):
     document = {
         "name": "slow",
-        "tasks": [{"id": "slow", "run": {"executor": "local", "command": ["sleep", "30"]}, "timeout": "200ms"}],
+        "tasks": [
+            {
+                "id": "slow",
+                "run": {"executor": "local", "command": ["sleep", "30"]},
+                "timeout": "200ms",
+            }
+        ],
     }
     async with hub_on(tmp_path) as hub:
         run_id = await run_to_end(hub, document)
@@ -158,7 +170,10 @@ async def test_cancel_kills_the_running_attempt_and_cancels_the_rest(tmp_path):
     document = {
         "name": "long",
         "tasks": [
-            {"id": "long", "run": {"executor": "local", "shell": f"echo $$ > {pid_file}; exec sleep 60"}},
+            {
+                "id": "long",
+                "run": {"executor": "local", "shell": f"echo $$ > {pid_file}; exec sleep 60"},
+            },
             {"id": "after", "needs": ["long"], "run": {"executor": "local", "command": ["true"]}},
         ],
     }
@@ -222,13 +237,19 @@ tasks:
     assert backup.skip_reason == "not needed: 'primary' succeeded"
 
 
-async def test_failed_task_is_dead_lettered_its_branch_skipped_and_replay_finishes_the_run(tmp_path):
+async def test_failed_task_is_dead_lettered_its_branch_skipped_and_replay_finishes_the_run(
+    tmp_path,
+):
     marker = tmp_path / "fixed"
     document = {
         "name": "dlq",
         "tasks": [
             {"id": "bad", "run": {"executor": "local", "shell": f"test -e {marker}"}},
-            {"id": "after_bad", "needs": ["bad"], "run": {"executor": "local", "command": ["true"]}},
+            {
+                "id": "after_bad",
+                "needs": ["bad"],
+                "run": {"executor": "local", "command": ["true"]},
+            },
             {"id": "independent", "run": {"executor": "local", "command": ["true"]}},
         ],
     }
@@ -246,7 +267,8 @@ async def test_failed_task_is_dead_lettered_its_branch_skipped_and_replay_finish
         remaining = await hub.dead_letters.list()
     assert failed.run.status is RunStatus.FAILED
     assert statuses(failed) == {"bad": "failed", "after_bad": "skipped", "independent": "succeeded"}
-    assert letter.task_id == "bad" and letter.error.kind is FailureKind.EXIT_CODE
+    assert letter.task_id == "bad"
+    assert letter.error.kind is FailureKind.EXIT_CODE
     assert done.status is RunStatus.SUCCEEDED
     assert set(statuses(after).values()) == {"succeeded"}
     assert remaining == []
@@ -323,7 +345,9 @@ async def test_cached_task_reuses_its_earlier_output(tmp_path):
     async with hub_on(tmp_path) as hub:
         first = await run_to_end(hub, document)
         second = await run_to_end(hub, document)
-        outputs = [(await hub.runs.task(r, "expensive")).task.output.stdout for r in (first, second)]
+        outputs = [
+            (await hub.runs.task(r, "expensive")).task.output.stdout for r in (first, second)
+        ]
         events = await hub.store.list_events(run_id=second)
     assert outputs == ["result\n", "result\n"]
     assert counter.read_text() == "x\n"
@@ -343,7 +367,8 @@ async def test_runs_keep_the_workflow_version_they_started_with(tmp_path):
         with anyio.fail_after(WAIT):
             done = await hub.runs.wait(run.id)
         detail = await hub.runs.get(run.id)
-    assert created and version.version == 2
+    assert created
+    assert version.version == 2
     assert done.workflow_version == 1
     assert [t.task_id for t in detail.tasks] == ["a"]
 
@@ -365,7 +390,8 @@ async def test_graceful_stop_leaves_the_attempt_to_resume_without_using_a_retry(
     assert done.status is RunStatus.SUCCEEDED
     assert [a.status for a in detail.attempts] == [AttemptStatus.FAILED, AttemptStatus.SUCCEEDED]
     assert detail.attempts[0].error.kind is FailureKind.INTERRUPTED
-    assert detail.task.failures == 0 and detail.task.interruptions == 0
+    assert detail.task.failures == 0
+    assert detail.task.interruptions == 0
 
 
 async def test_global_concurrency_limit_holds_across_runs(tmp_path):
@@ -392,7 +418,10 @@ async def test_global_concurrency_limit_holds_across_runs(tmp_path):
 
 
 async def test_every_published_event_is_already_in_the_store(tmp_path):
-    document = {"name": "ev", "tasks": [python_task("a", "record"), python_task("b", "record", needs=["a"])]}
+    document = {
+        "name": "ev",
+        "tasks": [python_task("a", "record"), python_task("b", "record", needs=["a"])],
+    }
     seen = []
     async with hub_on(tmp_path) as hub, hub.bus.subscribe() as events:
         await hub.workflows.define(document)

@@ -10,6 +10,7 @@ announced or started before it is durable.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import shutil
@@ -126,10 +127,8 @@ class Engine:
                 task.cancel()
         await self._call(self._release_all)
         self._loop_task.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await self._loop_task
-        except asyncio.CancelledError:
-            pass
         self._loop_task = None
         self.leases.unregister()
 
@@ -325,7 +324,7 @@ class Engine:
         self._runs[state.id] = state
         step.touched.add(state)
         error = TaskError(FailureKind.INTERRUPTED, "the engine stopped while this attempt ran")
-        for task_id, attempt in interrupted.items():
+        for _task_id, attempt in interrupted.items():
             progress.attempt_failed(step, state, attempt, error, None, self._rng)
         for task_run in state.tasks.values():
             if task_run.status is TaskStatus.READY:
@@ -449,9 +448,7 @@ class Engine:
             error = TaskError(FailureKind.INTERRUPTED, "the engine stopped while this attempt ran")
             progress.attempt_failed(step, state, attempt, error, None, self._rng, False)
         elif outcome.error is not None:
-            progress.attempt_failed(
-                step, state, attempt, outcome.error, outcome.output, self._rng
-            )
+            progress.attempt_failed(step, state, attempt, outcome.error, outcome.output, self._rng)
         else:
             assert outcome.output is not None
             progress.task_succeeded(

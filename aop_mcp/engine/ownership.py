@@ -135,4 +135,3 @@ def _process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-

@@ -336,9 +336,7 @@ def attempt_cancelled(step: Step, state: RunState, attempt: Attempt) -> None:
 
 def cancel_task(step: Step, state: RunState, task_id: str) -> None:
     task_run = state.tasks[task_id]
-    put_task(
-        step, state, replace(task_run, status=TaskStatus.CANCELLED, finished_at=step.now)
-    )
+    put_task(step, state, replace(task_run, status=TaskStatus.CANCELLED, finished_at=step.now))
     step.emit(state, "task.cancelled", task_id)
 
 

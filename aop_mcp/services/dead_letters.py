@@ -16,9 +16,7 @@ class DeadLetterService:
         self, *, run_id: str | None = None, include_replayed: bool = False
     ) -> list[DeadLetter]:
         """Dead letters, oldest first; replayed ones only when asked for."""
-        return await self._store.list_dead_letters(
-            run_id=run_id, include_replayed=include_replayed
-        )
+        return await self._store.list_dead_letters(run_id=run_id, include_replayed=include_replayed)
 
     async def get(self, dead_letter_id: str) -> DeadLetter:
         """One dead letter; raises DeadLetterNotFound."""

@@ -108,8 +108,12 @@ class RunService:
         """Cancel a run; raises RunFinished if it has already ended."""
         return await self._engine.cancel(run_id)
 
-    async def wait(self, run_id: str, timeout: float | None = None) -> Run:
-        """Wait until the run ends (or `timeout` seconds pass) and return it as it is then."""
+    async def wait(self, run_id: str, timeout: float | None = None) -> Run:  # noqa: ASYNC109
+        """Wait until the run ends (or `timeout` seconds pass) and return it as it is then.
+
+        Unlike a caller's own deadline, reaching `timeout` is not an error: the caller gets
+        the run still running, as `run_wait` promises.
+        """
         try:
             async with asyncio.timeout(timeout):
                 return await self._wait(run_id)
