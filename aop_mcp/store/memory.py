@@ -1,0 +1,333 @@
+"""The Store in plain dicts: same semantics as SQLite, for tests and library users.
+
+Writes are validated before anything is applied, so a failing write changes nothing. JSON
+values (inputs, documents, event data, outputs) are stored as SQLite would return them.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from typing import Any
+
+from aop_mcp.errors import (
+    DeadLetterNotFound,
+    RunNotFound,
+    StoreError,
+    TaskRunNotFound,
+    WorkflowNotFound,
+)
+from aop_mcp.models import (
+    Attempt,
+    AttemptStatus,
+    Changes,
+    DeadLetter,
+    Event,
+    NewEvent,
+    Owner,
+    Run,
+    RunLease,
+    RunStatus,
+    TaskOutput,
+    TaskRun,
+    WorkflowVersion,
+)
+from aop_mcp.store import codec
+
+_ACTIVE = (RunStatus.PENDING, RunStatus.RUNNING)
+
+
+class MemoryStore:
+    """The Store protocol on dicts; state survives close() and open() of the same object."""
+
+    def __init__(self) -> None:
+        self._open = False
+        self._workflows: dict[str, list[WorkflowVersion]] = {}
+        self._runs: dict[str, Run] = {}
+        self._run_by_key: dict[str, str] = {}
+        self._task_runs: dict[str, dict[str, TaskRun]] = {}
+        self._attempts: dict[tuple[str, str], dict[int, Attempt]] = {}
+        self._events: list[Event] = []
+        self._events_by_run: dict[str, list[Event]] = {}
+        self._dead_letters: dict[str, DeadLetter] = {}
+        self._cache: dict[str, TaskOutput] = {}
+        self._leases: dict[str, RunLease] = {}
+
+    async def open(self) -> None:
+        """Mark the store open. Idempotent."""
+        self._open = True
+
+    async def close(self) -> None:
+        """Mark the store closed (its data stays). Idempotent."""
+        self._open = False
+
+    def _check_open(self) -> None:
+        if not self._open:
+            raise StoreError("the memory store is not open; call open() first")
+
+    # Workflows ---------------------------------------------------------------------
+
+    async def save_workflow(
+        self, name: str, document: dict[str, Any], digest: str, now: float
+    ) -> tuple[WorkflowVersion, bool]:
+        """Store `document` as the next version of `name` unless the latest has `digest`."""
+        self._check_open()
+        versions = self._workflows.setdefault(name, [])
+        if versions and versions[-1].digest == digest:
+            return versions[-1], False
+        saved = WorkflowVersion(name, len(versions) + 1, digest, codec.normal(document), now)
+        versions.append(saved)
+        return saved, True
+
+    async def get_workflow(self, name: str, version: int | None = None) -> WorkflowVersion:
+        """The given version of a workflow, or its latest; raises WorkflowNotFound."""
+        self._check_open()
+        versions = self._workflows.get(name)
+        if not versions or (version is not None and not 1 <= version <= len(versions)):
+            raise WorkflowNotFound(name, version)
+        return versions[-1 if version is None else version - 1]
+
+    async def list_workflows(self) -> list[WorkflowVersion]:
+        """The latest version of every workflow, by name."""
+        self._check_open()
+        return [self._workflows[name][-1] for name in sorted(self._workflows)]
+
+    # Runs --------------------------------------------------------------------------
+
+    async def create_run(
+        self, run: Run, task_runs: Sequence[TaskRun], events: Sequence[NewEvent]
+    ) -> tuple[Run, bool]:
+        """Insert a run with its task runs and events; an used idempotency key writes nothing."""
+        self._check_open()
+        if run.idempotency_key in self._run_by_key:
+            return self._runs[self._run_by_key[run.idempotency_key]], False
+        if run.id in self._runs:
+            raise StoreError(f"cannot create run {run.id!r}: a run with that id exists")
+        changes = Changes(runs={run.id: run}, events=list(events))
+        for task_run in task_runs:
+            changes.put_task_run(task_run)
+        self._validate(changes)
+        self._apply(changes)
+        return self._runs[run.id], True
+
+    async def get_run(self, run_id: str) -> Run:
+        """Raises RunNotFound."""
+        self._check_open()
+        return self._run(run_id)
+
+    def _run(self, run_id: str) -> Run:
+        try:
+            return self._runs[run_id]
+        except KeyError:
+            raise RunNotFound(run_id) from None
+
+    async def list_runs(
+        self,
+        *,
+        workflow: str | None = None,
+        statuses: Sequence[RunStatus] | None = None,
+        limit: int = 50,
+        before: str | None = None,
+    ) -> list[Run]:
+        """Runs, newest first; `before` is a run id to page from (exclusive)."""
+        self._check_open()
+        runs: Iterable[Run] = sorted(self._runs.values(), key=_age, reverse=True)
+        if before is not None:
+            start = _age(self._run(before))
+            runs = (r for r in runs if _age(r) < start)
+        if workflow is not None:
+            runs = (r for r in runs if r.workflow == workflow)
+        if statuses is not None:
+            wanted = set(statuses)
+            runs = (r for r in runs if r.status in wanted)
+        return list(runs)[: max(limit, 0)]
+
+    async def get_task_runs(self, run_id: str) -> list[TaskRun]:
+        """The run's task runs in creation order; raises RunNotFound."""
+        self._check_open()
+        self._run(run_id)
+        return list(self._task_runs.get(run_id, {}).values())
+
+    async def get_task_run(self, run_id: str, task_id: str) -> TaskRun:
+        """Raises TaskRunNotFound."""
+        self._check_open()
+        try:
+            return self._task_runs[run_id][task_id]
+        except KeyError:
+            raise TaskRunNotFound(run_id, task_id) from None
+
+    async def get_attempts(self, run_id: str, task_id: str) -> list[Attempt]:
+        """Attempts of one task run, by number."""
+        self._check_open()
+        attempts = self._attempts.get((run_id, task_id), {})
+        return [attempts[number] for number in sorted(attempts)]
+
+    async def request_cancel(self, run_id: str) -> Run:
+        """Mark an unfinished run for cancellation; raises RunNotFound."""
+        self._check_open()
+        run = self._run(run_id)
+        if not run.status.finished and not run.cancel_requested:
+            run = self._runs[run_id] = replace(run, cancel_requested=True)
+        return run
+
+    async def commit(self, changes: Changes) -> list[Event]:
+        """Apply a batch atomically (validated first) and return its events with their seq."""
+        self._check_open()
+        self._validate(changes)
+        return self._apply(changes)
+
+    # Events ------------------------------------------------------------------------
+
+    async def list_events(
+        self, *, run_id: str | None = None, after: int = 0, limit: int = 1000
+    ) -> list[Event]:
+        """Events with seq > `after`, oldest first."""
+        self._check_open()
+        events = self._events if run_id is None else self._events_by_run.get(run_id, [])
+        start = bisect.bisect_right(events, after, key=lambda e: e.seq)
+        return events[start : start + max(limit, 0)]
+
+    # Ownership ---------------------------------------------------------------------
+
+    async def active_runs(self) -> list[tuple[Run, RunLease | None]]:
+        """Every run not finished, with its lease if it has one."""
+        self._check_open()
+        active = sorted((r for r in self._runs.values() if r.status in _ACTIVE), key=_age)
+        return [(run, self._leases.get(run.id)) for run in active]
+
+    async def acquire_run(
+        self, run_id: str, owner: Owner, lease_until: float, expected: RunLease | None
+    ) -> bool:
+        """Take the lease on a run if it is still `expected` (compare-and-set)."""
+        self._check_open()
+        self._run(run_id)
+        if self._leases.get(run_id) != expected:
+            return False
+        self._leases[run_id] = RunLease(run_id, owner, lease_until)
+        return True
+
+    async def renew_leases(self, owner: Owner, lease_until: float) -> int:
+        """Extend the leases of `owner` (runs and running attempts); returns runs renewed."""
+        self._check_open()
+        held = [lease for lease in self._leases.values() if lease.owner.id == owner.id]
+        for lease in held:
+            self._leases[lease.run_id] = replace(lease, lease_until=lease_until)
+        for attempts in self._attempts.values():
+            for number, attempt in attempts.items():
+                if attempt.worker == owner.id and attempt.status is AttemptStatus.RUNNING:
+                    attempts[number] = replace(attempt, lease_until=lease_until)
+        return len(held)
+
+    # Dead letters and cache --------------------------------------------------------
+
+    async def list_dead_letters(
+        self, *, run_id: str | None = None, include_replayed: bool = False
+    ) -> list[DeadLetter]:
+        """Dead letters, oldest first."""
+        self._check_open()
+        letters = sorted(self._dead_letters.values(), key=lambda d: (d.created_at, d.id))
+        return [
+            d
+            for d in letters
+            if (run_id is None or d.run_id == run_id)
+            and (include_replayed or d.replayed_at is None)
+        ]
+
+    async def get_dead_letter(self, dead_letter_id: str) -> DeadLetter:
+        """Raises DeadLetterNotFound."""
+        self._check_open()
+        try:
+            return self._dead_letters[dead_letter_id]
+        except KeyError:
+            raise DeadLetterNotFound(dead_letter_id) from None
+
+    async def get_cached_output(self, key: str) -> TaskOutput | None:
+        """The output stored under a task cache key, if any."""
+        self._check_open()
+        return self._cache.get(key)
+
+    # Validate, then apply ------------------------------------------------------------
+
+    def _validate(self, changes: Changes) -> None:
+        """Raise StoreError for what SQLite's constraints would refuse; changes nothing."""
+        runs = changes.runs.keys() | self._runs.keys()
+        self._check_keys(changes.runs.values())
+        for run_id, task_id in changes.task_runs:
+            _require(run_id in runs, f"task run {task_id!r} belongs to unknown run {run_id!r}")
+        for run_id, task_id, number in changes.attempts:
+            _require(
+                self._has_task_run(changes, run_id, task_id),
+                f"attempt {number} of task {task_id!r} in run {run_id!r} has no task run",
+            )
+        for letter in changes.dead_letters.values():
+            _require(
+                self._has_task_run(changes, letter.run_id, letter.task_id),
+                f"dead letter {letter.id!r} names task {letter.task_id!r} of run "
+                f"{letter.run_id!r}, which has no task run",
+            )
+        for event in changes.events:
+            _require(event.run_id in runs, f"event {event.type!r} names unknown run")
+
+    def _check_keys(self, runs: Iterable[Run]) -> None:
+        seen: dict[str, str] = {}
+        for run in runs:
+            key = run.idempotency_key
+            if key is None:
+                continue
+            owner = seen.setdefault(key, run.id)
+            stored = self._run_by_key.get(key, run.id)
+            _require(owner == run.id and stored == run.id, f"idempotency key {key!r} is used")
+
+    def _has_task_run(self, changes: Changes, run_id: str, task_id: str) -> bool:
+        return (run_id, task_id) in changes.task_runs or task_id in self._task_runs.get(run_id, {})
+
+    def _apply(self, changes: Changes) -> list[Event]:
+        for run in changes.runs.values():
+            self._put_run(run)
+        for task_run in changes.task_runs.values():
+            self._task_runs.setdefault(task_run.run_id, {})[task_run.task_id] = _stored(task_run)
+        for attempt in changes.attempts.values():
+            key = (attempt.run_id, attempt.task_id)
+            self._attempts.setdefault(key, {})[attempt.number] = _stored(attempt)
+        self._dead_letters.update(changes.dead_letters)
+        for key, output in changes.cache.items():
+            self._cache[key] = _stored_output(output)
+        events = [self._append_event(event) for event in changes.events]
+        for run_id in changes.released_runs:
+            self._leases.pop(run_id, None)
+        return events
+
+    def _put_run(self, run: Run) -> None:
+        old = self._runs.get(run.id)
+        if old is not None and old.idempotency_key is not None:
+            del self._run_by_key[old.idempotency_key]
+        if run.idempotency_key is not None:
+            self._run_by_key[run.idempotency_key] = run.id
+        self._runs[run.id] = replace(run, inputs=codec.normal(run.inputs))
+
+    def _append_event(self, new: NewEvent) -> Event:
+        seq = self._events[-1].seq + 1 if self._events else 1
+        event = Event(seq, new.run_id, new.type, new.at, new.task_id, codec.normal(new.data))
+        self._events.append(event)
+        self._events_by_run.setdefault(event.run_id, []).append(event)
+        return event
+
+
+def _age(run: Run) -> tuple[float, str]:
+    return run.created_at, run.id
+
+
+def _require(ok: bool, problem: str) -> None:
+    if not ok:
+        raise StoreError(f"cannot write: {problem}; nothing was written")
+
+
+def _stored_output(output: TaskOutput) -> TaskOutput:
+    return TaskOutput.from_dict(codec.normal(output.to_dict()))
+
+
+def _stored[T: (TaskRun, Attempt)](record: T) -> T:
+    if record.output is None:
+        return record
+    return replace(record, output=_stored_output(record.output))

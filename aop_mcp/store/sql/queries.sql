@@ -1,0 +1,237 @@
+-- Named queries of the SQLite store. Each starts at a `-- name: <name>` line and holds
+-- exactly one statement; parameters are always bound (`:name`), never formatted in.
+
+-- name: configure
+-- A script (run with executescript): the connection settings, before anything else.
+PRAGMA journal_mode = WAL;
+PRAGMA busy_timeout = 5000;
+PRAGMA synchronous = NORMAL;
+PRAGMA foreign_keys = ON;
+
+-- name: begin_write
+BEGIN IMMEDIATE
+
+-- name: commit
+COMMIT
+
+-- name: rollback
+ROLLBACK
+
+-- name: savepoint
+SAVEPOINT unit
+
+-- name: rollback_to_savepoint
+ROLLBACK TO unit
+
+-- name: release_savepoint
+RELEASE unit
+
+-- name: create_migrations_table
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL,
+    applied_at REAL NOT NULL
+)
+
+-- name: applied_migrations
+SELECT version FROM schema_migrations ORDER BY version
+
+-- name: record_migration
+INSERT INTO schema_migrations (version, name, applied_at) VALUES (:version, :name, :applied_at)
+
+-- name: latest_workflow
+SELECT * FROM workflows WHERE name = :name ORDER BY version DESC LIMIT 1
+
+-- name: get_workflow_version
+SELECT * FROM workflows WHERE name = :name AND version = :version
+
+-- name: insert_workflow
+INSERT INTO workflows (name, version, digest, document, created_at)
+VALUES (:name, :version, :digest, :document, :created_at)
+
+-- name: list_workflows
+SELECT w.* FROM workflows AS w
+JOIN (SELECT name, max(version) AS version FROM workflows GROUP BY name) AS latest
+  ON latest.name = w.name AND latest.version = w.version
+ORDER BY w.name
+
+-- name: get_run
+SELECT * FROM runs WHERE id = :id
+
+-- name: get_run_by_idempotency_key
+SELECT * FROM runs WHERE idempotency_key = :idempotency_key
+
+-- name: insert_run
+INSERT INTO runs (
+    id, workflow, workflow_version, status, inputs, idempotency_key,
+    created_at, started_at, finished_at, cancel_requested, error
+) VALUES (
+    :id, :workflow, :workflow_version, :status, :inputs, :idempotency_key,
+    :created_at, :started_at, :finished_at, :cancel_requested, :error
+)
+
+-- name: upsert_run
+INSERT INTO runs (
+    id, workflow, workflow_version, status, inputs, idempotency_key,
+    created_at, started_at, finished_at, cancel_requested, error
+) VALUES (
+    :id, :workflow, :workflow_version, :status, :inputs, :idempotency_key,
+    :created_at, :started_at, :finished_at, :cancel_requested, :error
+)
+ON CONFLICT (id) DO UPDATE SET
+    workflow = excluded.workflow,
+    workflow_version = excluded.workflow_version,
+    status = excluded.status,
+    inputs = excluded.inputs,
+    idempotency_key = excluded.idempotency_key,
+    created_at = excluded.created_at,
+    started_at = excluded.started_at,
+    finished_at = excluded.finished_at,
+    cancel_requested = excluded.cancel_requested,
+    error = excluded.error
+
+-- name: request_cancel
+UPDATE runs SET cancel_requested = 1
+WHERE id = :id AND status IN ('pending', 'running')
+
+-- name: list_runs
+SELECT * FROM runs
+WHERE (:before_at IS NULL OR created_at < :before_at
+       OR (created_at = :before_at AND id < :before_id))
+  AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
+ORDER BY created_at DESC, id DESC
+LIMIT :limit
+
+-- name: list_runs_of_workflow
+SELECT * FROM runs
+WHERE workflow = :workflow
+  AND (:before_at IS NULL OR created_at < :before_at
+       OR (created_at = :before_at AND id < :before_id))
+  AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
+ORDER BY created_at DESC, id DESC
+LIMIT :limit
+
+-- name: active_runs
+SELECT runs.*,
+       run_leases.owner_id AS lease_owner_id,
+       run_leases.owner_host AS lease_owner_host,
+       run_leases.owner_pid AS lease_owner_pid,
+       run_leases.lease_until AS lease_until
+FROM runs LEFT JOIN run_leases ON run_leases.run_id = runs.id
+WHERE runs.status IN ('pending', 'running')
+ORDER BY runs.created_at, runs.id
+
+-- name: get_task_runs
+SELECT * FROM task_runs WHERE run_id = :run_id ORDER BY seq
+
+-- name: get_task_run
+SELECT * FROM task_runs WHERE run_id = :run_id AND task_id = :task_id
+
+-- name: upsert_task_run
+INSERT INTO task_runs (
+    run_id, task_id, seq, status, priority, attempts, failures, interruptions, ready_at,
+    next_attempt_at, started_at, finished_at, output, error, skip_reason, recovered_by
+) VALUES (
+    :run_id, :task_id,
+    -- max() must stand alone for SQLite to read it off the index end (O(log n)).
+    coalesce((SELECT max(seq) FROM task_runs WHERE run_id = :run_id), 0) + 1,
+    :status, :priority, :attempts, :failures, :interruptions, :ready_at,
+    :next_attempt_at, :started_at, :finished_at, :output, :error, :skip_reason, :recovered_by
+)
+ON CONFLICT (run_id, task_id) DO UPDATE SET
+    status = excluded.status,
+    priority = excluded.priority,
+    attempts = excluded.attempts,
+    failures = excluded.failures,
+    interruptions = excluded.interruptions,
+    ready_at = excluded.ready_at,
+    next_attempt_at = excluded.next_attempt_at,
+    started_at = excluded.started_at,
+    finished_at = excluded.finished_at,
+    output = excluded.output,
+    error = excluded.error,
+    skip_reason = excluded.skip_reason,
+    recovered_by = excluded.recovered_by
+
+-- name: get_attempts
+SELECT * FROM attempts WHERE run_id = :run_id AND task_id = :task_id ORDER BY number
+
+-- name: upsert_attempt
+INSERT INTO attempts (
+    run_id, task_id, number, status, worker, started_at, lease_until, finished_at, output, error
+) VALUES (
+    :run_id, :task_id, :number, :status, :worker, :started_at, :lease_until, :finished_at,
+    :output, :error
+)
+ON CONFLICT (run_id, task_id, number) DO UPDATE SET
+    status = excluded.status,
+    worker = excluded.worker,
+    started_at = excluded.started_at,
+    lease_until = excluded.lease_until,
+    finished_at = excluded.finished_at,
+    output = excluded.output,
+    error = excluded.error
+
+-- name: insert_event
+INSERT INTO events (run_id, task_id, type, at, data) VALUES (:run_id, :task_id, :type, :at, :data)
+
+-- name: last_insert_seq
+SELECT last_insert_rowid()
+
+-- name: list_events
+SELECT * FROM events WHERE seq > :after ORDER BY seq LIMIT :limit
+
+-- name: list_events_of_run
+SELECT * FROM events WHERE run_id = :run_id AND seq > :after ORDER BY seq LIMIT :limit
+
+-- name: upsert_dead_letter
+INSERT INTO dead_letters (id, run_id, task_id, attempts, error, created_at, replayed_at)
+VALUES (:id, :run_id, :task_id, :attempts, :error, :created_at, :replayed_at)
+ON CONFLICT (id) DO UPDATE SET
+    run_id = excluded.run_id,
+    task_id = excluded.task_id,
+    attempts = excluded.attempts,
+    error = excluded.error,
+    created_at = excluded.created_at,
+    replayed_at = excluded.replayed_at
+
+-- name: list_dead_letters
+SELECT * FROM dead_letters
+WHERE (:run_id IS NULL OR run_id = :run_id)
+  AND (:include_replayed OR replayed_at IS NULL)
+ORDER BY created_at, id
+
+-- name: get_dead_letter
+SELECT * FROM dead_letters WHERE id = :id
+
+-- name: upsert_cache
+INSERT INTO task_cache (key, output) VALUES (:key, :output)
+ON CONFLICT (key) DO UPDATE SET output = excluded.output
+
+-- name: get_cache
+SELECT output FROM task_cache WHERE key = :key
+
+-- name: get_lease
+SELECT * FROM run_leases WHERE run_id = :run_id
+
+-- name: insert_lease
+INSERT INTO run_leases (run_id, owner_id, owner_host, owner_pid, lease_until)
+VALUES (:run_id, :owner_id, :owner_host, :owner_pid, :lease_until)
+ON CONFLICT (run_id) DO NOTHING
+
+-- name: replace_lease
+UPDATE run_leases
+SET owner_id = :owner_id, owner_host = :owner_host, owner_pid = :owner_pid,
+    lease_until = :lease_until
+WHERE run_id = :run_id
+  AND owner_id = :expected_id AND owner_host = :expected_host AND owner_pid = :expected_pid
+  AND lease_until = :expected_until
+
+-- name: renew_run_leases
+UPDATE run_leases SET lease_until = :lease_until WHERE owner_id = :owner_id
+
+-- name: renew_attempt_leases
+UPDATE attempts SET lease_until = :lease_until WHERE worker = :owner_id AND status = 'running'
+
+-- name: release_lease
+DELETE FROM run_leases WHERE run_id = :run_id

@@ -1,0 +1,232 @@
+"""The store's operations as plain functions of a `sqlite3.Connection`.
+
+They run on aiosqlite's thread: reads one hop each, writes as units of a group-commit batch
+(`sqlite_batch`), inside a transaction the batch opened. They raise the NotFound errors of
+`aop_mcp.errors`; sqlite3 errors are converted by the caller.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from aop_mcp.errors import DeadLetterNotFound, RunNotFound, TaskRunNotFound, WorkflowNotFound
+from aop_mcp.models import (
+    Attempt,
+    Changes,
+    DeadLetter,
+    Event,
+    NewEvent,
+    Owner,
+    Run,
+    RunLease,
+    RunStatus,
+    TaskOutput,
+    TaskRun,
+    WorkflowVersion,
+    dumps,
+)
+from aop_mcp.store import codec
+from aop_mcp.store.queries import QUERIES as Q
+
+Conn = sqlite3.Connection
+
+
+def _one(conn: Conn, query: str, params: dict[str, Any]) -> sqlite3.Row | None:
+    row: sqlite3.Row | None = conn.execute(Q[query], params).fetchone()
+    return row
+
+
+def _all(conn: Conn, query: str, params: dict[str, Any]) -> list[sqlite3.Row]:
+    return conn.execute(Q[query], params).fetchall()
+
+
+# Reads -------------------------------------------------------------------------------
+
+
+def get_workflow(conn: Conn, name: str, version: int | None) -> WorkflowVersion:
+    if version is None:
+        row = _one(conn, "latest_workflow", {"name": name})
+    else:
+        row = _one(conn, "get_workflow_version", {"name": name, "version": version})
+    if row is None:
+        raise WorkflowNotFound(name, version)
+    return codec.workflow_of(row)
+
+
+def list_workflows(conn: Conn) -> list[WorkflowVersion]:
+    return [codec.workflow_of(row) for row in _all(conn, "list_workflows", {})]
+
+
+def get_run(conn: Conn, run_id: str) -> Run:
+    row = _one(conn, "get_run", {"id": run_id})
+    if row is None:
+        raise RunNotFound(run_id)
+    return codec.run_of(row)
+
+
+def list_runs(
+    conn: Conn,
+    workflow: str | None,
+    statuses: Sequence[RunStatus] | None,
+    limit: int,
+    before: str | None,
+) -> list[Run]:
+    params: dict[str, Any] = {
+        "workflow": workflow,
+        "statuses": None if statuses is None else dumps([str(s) for s in statuses]),
+        "limit": limit,
+        "before_at": None if before is None else get_run(conn, before).created_at,
+        "before_id": before,
+    }
+    query = "list_runs" if workflow is None else "list_runs_of_workflow"
+    return [codec.run_of(row) for row in _all(conn, query, params)]
+
+
+def get_task_runs(conn: Conn, run_id: str) -> list[TaskRun]:
+    rows = _all(conn, "get_task_runs", {"run_id": run_id})
+    if not rows:
+        get_run(conn, run_id)
+    return [codec.task_run_of(row) for row in rows]
+
+
+def get_task_run(conn: Conn, run_id: str, task_id: str) -> TaskRun:
+    row = _one(conn, "get_task_run", {"run_id": run_id, "task_id": task_id})
+    if row is None:
+        raise TaskRunNotFound(run_id, task_id)
+    return codec.task_run_of(row)
+
+
+def get_attempts(conn: Conn, run_id: str, task_id: str) -> list[Attempt]:
+    rows = _all(conn, "get_attempts", {"run_id": run_id, "task_id": task_id})
+    return [codec.attempt_of(row) for row in rows]
+
+
+def list_events(conn: Conn, run_id: str | None, after: int, limit: int) -> list[Event]:
+    params = {"run_id": run_id, "after": after, "limit": limit}
+    query = "list_events" if run_id is None else "list_events_of_run"
+    return [codec.event_of(row) for row in _all(conn, query, params)]
+
+
+def active_runs(conn: Conn) -> list[tuple[Run, RunLease | None]]:
+    rows = _all(conn, "active_runs", {})
+    return [(codec.run_of(row), codec.joined_lease_of(row)) for row in rows]
+
+
+def list_dead_letters(conn: Conn, run_id: str | None, include_replayed: bool) -> list[DeadLetter]:
+    params = {"run_id": run_id, "include_replayed": int(include_replayed)}
+    return [codec.dead_letter_of(row) for row in _all(conn, "list_dead_letters", params)]
+
+
+def get_dead_letter(conn: Conn, dead_letter_id: str) -> DeadLetter:
+    row = _one(conn, "get_dead_letter", {"id": dead_letter_id})
+    if row is None:
+        raise DeadLetterNotFound(dead_letter_id)
+    return codec.dead_letter_of(row)
+
+
+def get_cached_output(conn: Conn, key: str) -> TaskOutput | None:
+    row = _one(conn, "get_cache", {"key": key})
+    return None if row is None else codec.output_of(row["output"])
+
+
+# Writes: each runs inside the transaction of a batch --------------------------------
+
+
+def save_workflow(
+    conn: Conn, name: str, document: dict[str, Any], digest: str, now: float
+) -> tuple[WorkflowVersion, bool]:
+    latest = _one(conn, "latest_workflow", {"name": name})
+    if latest is not None and latest["digest"] == digest:
+        return codec.workflow_of(latest), False
+    version = 1 if latest is None else latest["version"] + 1
+    saved = WorkflowVersion(name, version, digest, codec.normal(document), now)
+    conn.execute(Q["insert_workflow"], _workflow_params(saved))
+    return saved, True
+
+
+def _workflow_params(workflow: WorkflowVersion) -> dict[str, Any]:
+    return {
+        "name": workflow.name,
+        "version": workflow.version,
+        "digest": workflow.digest,
+        "document": dumps(workflow.document),
+        "created_at": workflow.created_at,
+    }
+
+
+def create_run(
+    conn: Conn, run: Run, task_runs: Sequence[TaskRun], events: Sequence[NewEvent]
+) -> tuple[Run, bool]:
+    if run.idempotency_key is not None:
+        row = _one(conn, "get_run_by_idempotency_key", {"idempotency_key": run.idempotency_key})
+        if row is not None:
+            return codec.run_of(row), False
+    conn.execute(Q["insert_run"], codec.run_params(run))
+    _put_many(conn, "upsert_task_run", [codec.task_run_params(t) for t in task_runs])
+    _insert_events(conn, events)
+    return get_run(conn, run.id), True
+
+
+def request_cancel(conn: Conn, run_id: str) -> Run:
+    conn.execute(Q["request_cancel"], {"id": run_id})
+    return get_run(conn, run_id)
+
+
+def apply_changes(conn: Conn, changes: Changes) -> list[Event]:
+    _put_many(conn, "upsert_run", [codec.run_params(r) for r in changes.runs.values()])
+    _put_many(
+        conn, "upsert_task_run", [codec.task_run_params(t) for t in changes.task_runs.values()]
+    )
+    _put_many(conn, "upsert_attempt", [codec.attempt_params(a) for a in changes.attempts.values()])
+    _put_many(
+        conn,
+        "upsert_dead_letter",
+        [codec.dead_letter_params(d) for d in changes.dead_letters.values()],
+    )
+    cache = [{"key": k, "output": codec.output_text(o)} for k, o in changes.cache.items()]
+    _put_many(conn, "upsert_cache", cache)
+    events = _insert_events(conn, changes.events)
+    _put_many(conn, "release_lease", [{"run_id": r} for r in changes.released_runs])
+    return events
+
+
+def acquire_run(
+    conn: Conn, run_id: str, owner: Owner, lease_until: float, expected: RunLease | None
+) -> bool:
+    get_run(conn, run_id)
+    params = codec.lease_params(run_id, owner, lease_until)
+    if expected is None:
+        return conn.execute(Q["insert_lease"], params).rowcount == 1
+    params |= {
+        "expected_id": expected.owner.id,
+        "expected_host": expected.owner.host,
+        "expected_pid": expected.owner.pid,
+        "expected_until": expected.lease_until,
+    }
+    return conn.execute(Q["replace_lease"], params).rowcount == 1
+
+
+def renew_leases(conn: Conn, owner: Owner, lease_until: float) -> int:
+    params = {"owner_id": owner.id, "lease_until": lease_until}
+    conn.execute(Q["renew_attempt_leases"], params)
+    return conn.execute(Q["renew_run_leases"], params).rowcount
+
+
+def _put_many(conn: Conn, query: str, rows: list[dict[str, Any]]) -> None:
+    if len(rows) == 1:
+        conn.execute(Q[query], rows[0])
+    elif rows:
+        conn.executemany(Q[query], rows)
+
+
+def _insert_events(conn: Conn, events: Sequence[NewEvent]) -> list[Event]:
+    """Insert events; AUTOINCREMENT gives one transaction's rows consecutive seqs."""
+    if not events:
+        return []
+    rows = [codec.event_params(e) for e in events]
+    _put_many(conn, "insert_event", rows)
+    last: int = conn.execute(Q["last_insert_seq"]).fetchone()[0]
+    first = last - len(events) + 1
+    return [codec.event_of(row | {"seq": first + i}) for i, row in enumerate(rows)]

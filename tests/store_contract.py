@@ -1,0 +1,476 @@
+"""The Store contract: every Store implementation passes these tests (the huey pattern).
+
+A test module subclasses `StoreContract` and provides a `store` fixture that yields an
+opened store and closes it afterwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from aop_mcp.errors import (
+    DeadLetterNotFound,
+    RunNotFound,
+    StoreError,
+    TaskRunNotFound,
+    WorkflowNotFound,
+)
+from aop_mcp.models import (
+    Attempt,
+    AttemptStatus,
+    Changes,
+    DeadLetter,
+    FailureKind,
+    NewEvent,
+    Owner,
+    Run,
+    RunLease,
+    RunStatus,
+    TaskError,
+    TaskOutput,
+    TaskRun,
+    TaskStatus,
+)
+from aop_mcp.ports.store import Store
+
+READY = TaskStatus.READY
+ENGINE = Owner("engine_a", "host-a", 101)
+OTHER_ENGINE = Owner("engine_b", "host-b", 202)
+
+
+def a_run(
+    run_id: str = "run_1",
+    *,
+    workflow: str = "wf",
+    created_at: float = 100.0,
+    status: RunStatus = RunStatus.PENDING,
+    key: str | None = None,
+) -> Run:
+    return Run(run_id, workflow, 1, status, {"n": 1}, created_at, idempotency_key=key)
+
+
+def task_runs_of(run_id: str, *task_ids: str) -> list[TaskRun]:
+    return [TaskRun(run_id, task_id, TaskStatus.PENDING) for task_id in task_ids]
+
+
+def an_attempt(run_id: str, task_id: str, number: int = 1, worker: str = "engine_a") -> Attempt:
+    return Attempt(run_id, task_id, number, AttemptStatus.RUNNING, worker, 110.0, 120.0)
+
+
+async def given_run(
+    store: Store, run_id: str = "run_1", *task_ids: str, created_at: float = 100.0, **kw: object
+) -> Run:
+    run = a_run(run_id, created_at=created_at, **kw)  # type: ignore[arg-type]
+    created, _ = await store.create_run(run, task_runs_of(run_id, *(task_ids or ("a",))), [])
+    return created
+
+
+def a_dead_letter(letter_id: str, run_id: str = "run_1", **kw: object) -> DeadLetter:
+    error = TaskError(FailureKind.EXIT_CODE, "exit 1", 1)
+    return DeadLetter(letter_id, run_id, "a", 3, error, kw.pop("created_at", 200.0), **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.anyio
+class StoreContract:
+    # Lifecycle ---------------------------------------------------------------------
+
+    async def test_open_and_close_can_be_called_twice(self, store: Store) -> None:
+        await store.open()
+        await store.close()
+        await store.close()
+        await store.open()
+        assert await store.list_workflows() == []
+
+    async def test_closed_store_refuses_calls_with_store_error(self, store: Store) -> None:
+        await store.close()
+        with pytest.raises(StoreError):
+            await store.get_run("run_1")
+        with pytest.raises(StoreError):
+            await store.commit(Changes(events=[NewEvent("run_1", "x", 1.0)]))
+
+    # Workflows ---------------------------------------------------------------------
+
+    async def test_first_save_of_a_workflow_is_version_one(self, store: Store) -> None:
+        saved, created = await store.save_workflow("wf", {"tasks": [1]}, "d1", 10.0)
+        assert created
+        assert (saved.name, saved.version, saved.digest, saved.created_at) == ("wf", 1, "d1", 10.0)
+        assert await store.get_workflow("wf") == saved
+
+    async def test_same_digest_returns_the_latest_version_unchanged(self, store: Store) -> None:
+        first, _ = await store.save_workflow("wf", {"v": 1}, "d1", 10.0)
+        again, created = await store.save_workflow("wf", {"v": 1}, "d1", 20.0)
+        assert not created
+        assert again == first
+
+    async def test_changed_digest_makes_the_next_version_and_keeps_old_ones(
+        self, store: Store
+    ) -> None:
+        v1, _ = await store.save_workflow("wf", {"v": 1}, "d1", 10.0)
+        v2, created = await store.save_workflow("wf", {"v": 2}, "d2", 20.0)
+        assert created
+        assert v2.version == 2
+        assert await store.get_workflow("wf") == v2
+        assert await store.get_workflow("wf", 1) == v1
+        v3, created = await store.save_workflow("wf", {"v": 1}, "d1", 30.0)
+        assert (v3.version, created) == (3, True)
+
+    async def test_list_workflows_gives_the_latest_of_each_by_name(self, store: Store) -> None:
+        await store.save_workflow("zeta", {"v": 1}, "z1", 10.0)
+        await store.save_workflow("alpha", {"v": 1}, "a1", 11.0)
+        await store.save_workflow("alpha", {"v": 2}, "a2", 12.0)
+        listed = await store.list_workflows()
+        assert [(w.name, w.version) for w in listed] == [("alpha", 2), ("zeta", 1)]
+
+    async def test_missing_workflow_or_version_raises_workflow_not_found(
+        self, store: Store
+    ) -> None:
+        with pytest.raises(WorkflowNotFound):
+            await store.get_workflow("nope")
+        await store.save_workflow("wf", {}, "d1", 10.0)
+        with pytest.raises(WorkflowNotFound) as caught:
+            await store.get_workflow("wf", 2)
+        assert caught.value.version == 2
+
+    async def test_documents_come_back_as_json(self, store: Store) -> None:
+        saved, _ = await store.save_workflow("wf", {"pair": (1, 2), "n": None}, "d1", 1.0)
+        assert saved.document == {"pair": [1, 2], "n": None}
+        assert (await store.get_workflow("wf")).document == {"pair": [1, 2], "n": None}
+
+    # Runs --------------------------------------------------------------------------
+
+    async def test_created_run_reads_back_with_task_runs_in_creation_order(
+        self, store: Store
+    ) -> None:
+        run = a_run(key="k1")
+        events = [NewEvent(run.id, "run.created", 100.0, data={"by": "test"})]
+        created, is_new = await store.create_run(run, task_runs_of(run.id, "z", "a", "m"), events)
+        assert is_new
+        assert created == run
+        assert await store.get_run(run.id) == run
+        assert [t.task_id for t in await store.get_task_runs(run.id)] == ["z", "a", "m"]
+        listed = await store.list_events(run_id=run.id)
+        assert [(e.type, e.data) for e in listed] == [("run.created", {"by": "test"})]
+
+    async def test_same_idempotency_key_returns_the_same_run(self, store: Store) -> None:
+        first = await given_run(store, "run_1", "a", key="k1")
+        again, created = await store.create_run(
+            a_run("run_2", key="k1"),
+            task_runs_of("run_2", "b"),
+            [NewEvent("run_2", "run.created", 1.0)],
+        )
+        assert not created
+        assert again == first
+        with pytest.raises(RunNotFound):
+            await store.get_run("run_2")
+        assert await store.list_events() == []
+
+    async def test_creating_a_run_with_a_used_id_fails_and_writes_nothing(
+        self, store: Store
+    ) -> None:
+        original = await given_run(store, "run_1", "a")
+        with pytest.raises(StoreError):
+            await store.create_run(
+                a_run("run_1", workflow="other"),
+                task_runs_of("run_1", "b"),
+                [NewEvent("run_1", "run.created", 1.0)],
+            )
+        assert await store.get_run("run_1") == original
+        assert [t.task_id for t in await store.get_task_runs("run_1")] == ["a"]
+        assert await store.list_events() == []
+
+    async def test_missing_run_raises_run_not_found(self, store: Store) -> None:
+        with pytest.raises(RunNotFound):
+            await store.get_run("nope")
+        with pytest.raises(RunNotFound):
+            await store.get_task_runs("nope")
+        with pytest.raises(RunNotFound):
+            await store.request_cancel("nope")
+        with pytest.raises(RunNotFound):
+            await store.acquire_run("nope", ENGINE, 1.0, None)
+
+    async def test_missing_task_run_raises_task_run_not_found(self, store: Store) -> None:
+        await given_run(store, "run_1", "a")
+        with pytest.raises(TaskRunNotFound):
+            await store.get_task_run("run_1", "b")
+        assert await store.get_attempts("run_1", "b") == []
+
+    async def test_list_runs_is_newest_first_and_filters(self, store: Store) -> None:
+        await given_run(store, "run_1", created_at=1.0)
+        await given_run(store, "run_2", created_at=2.0, workflow="other")
+        await given_run(store, "run_3", created_at=3.0, status=RunStatus.RUNNING)
+        await given_run(store, "run_4", created_at=4.0, status=RunStatus.SUCCEEDED)
+
+        async def ids(**kw: object) -> list[str]:
+            return [r.id for r in await store.list_runs(**kw)]  # type: ignore[arg-type]
+
+        assert await ids() == ["run_4", "run_3", "run_2", "run_1"]
+        assert await ids(workflow="wf") == ["run_4", "run_3", "run_1"]
+        assert await ids(statuses=[RunStatus.PENDING, RunStatus.RUNNING]) == [
+            "run_3",
+            "run_2",
+            "run_1",
+        ]
+        assert await ids(workflow="other", statuses=[RunStatus.RUNNING]) == []
+        assert await ids(limit=2) == ["run_4", "run_3"]
+
+    async def test_list_runs_pages_with_before_even_when_times_tie(self, store: Store) -> None:
+        for run_id, at in [("run_a", 5.0), ("run_b", 5.0), ("run_c", 5.0), ("run_0", 9.0)]:
+            await given_run(store, run_id, created_at=at)
+        first = await store.list_runs(limit=2)
+        assert [r.id for r in first] == ["run_0", "run_c"]
+        second = await store.list_runs(limit=2, before=first[-1].id)
+        assert [r.id for r in second] == ["run_b", "run_a"]
+        assert await store.list_runs(limit=2, before="run_a") == []
+        with pytest.raises(RunNotFound):
+            await store.list_runs(before="nope")
+
+    async def test_request_cancel_marks_an_unfinished_run(self, store: Store) -> None:
+        await given_run(store, "run_1")
+        marked = await store.request_cancel("run_1")
+        assert marked.cancel_requested
+        assert (await store.get_run("run_1")).cancel_requested
+
+    async def test_request_cancel_leaves_a_finished_run_as_it_is(self, store: Store) -> None:
+        done = await given_run(store, "run_1", status=RunStatus.SUCCEEDED)
+        assert await store.request_cancel("run_1") == done
+
+    # Commit ------------------------------------------------------------------------
+
+    async def test_commit_replaces_records_and_returns_events_in_order(self, store: Store) -> None:
+        run = await given_run(store, "run_1", "a")
+        changes = Changes()
+        changes.put_run(replace(run, status=RunStatus.RUNNING, started_at=1.0))
+        changes.put_task_run(TaskRun("run_1", "a", TaskStatus.RUNNING, attempts=1, priority=5))
+        changes.put_attempt(an_attempt("run_1", "a"))
+        changes.emit(NewEvent("run_1", "task.started", 1.0, "a", {"attempt": 1}))
+        changes.emit(NewEvent("run_1", "attempt.started", 1.5, "a"))
+        events = await store.commit(changes)
+        assert [e.type for e in events] == ["task.started", "attempt.started"]
+        assert events[0].seq < events[1].seq
+        assert events == await store.list_events(run_id="run_1")
+        assert (await store.get_run("run_1")).status is RunStatus.RUNNING
+        task_run = await store.get_task_run("run_1", "a")
+        assert (task_run.status, task_run.attempts, task_run.priority) == ("running", 1, 5)
+        assert await store.get_attempts("run_1", "a") == [an_attempt("run_1", "a")]
+
+    async def test_commit_adds_task_runs_after_the_existing_ones(self, store: Store) -> None:
+        await given_run(store, "run_1", "b", "a")
+        changes = Changes()
+        changes.put_task_run(TaskRun("run_1", "fallback", TaskStatus.READY))
+        changes.put_task_run(TaskRun("run_1", "b", TaskStatus.SKIPPED, skip_reason="why"))
+        await store.commit(changes)
+        task_runs = await store.get_task_runs("run_1")
+        assert [t.task_id for t in task_runs] == ["b", "a", "fallback"]
+        assert task_runs[0].skip_reason == "why"
+
+    async def test_outputs_and_errors_round_trip(self, store: Store) -> None:
+        await given_run(store, "run_1", "a")
+        output = TaskOutput(0, "out", "err", {"k": (1, 2)}, 1.5, 2, True, False, 4096)
+        error = TaskError(FailureKind.TIMEOUT, "too slow", None)
+        full = TaskRun(
+            run_id="run_1",
+            task_id="a",
+            status=TaskStatus.FAILED,
+            priority=3,
+            attempts=2,
+            failures=1,
+            interruptions=1,
+            ready_at=1.0,
+            next_attempt_at=2.0,
+            started_at=3.0,
+            finished_at=4.0,
+            output=output,
+            error=error,
+            skip_reason="skip",
+            recovered_by="b",
+        )
+        attempt = Attempt("run_1", "a", 2, AttemptStatus.FAILED, "w", 1.0, 2.0, 3.0, output, error)
+        await store.commit(Changes(task_runs={("run_1", "a"): full}))
+        await store.commit(Changes(attempts={("run_1", "a", 2): attempt}))
+        expected_output = TaskOutput(0, "out", "err", {"k": [1, 2]}, 1.5, 2, True, False, 4096)
+        got = await store.get_task_run("run_1", "a")
+        assert got == replace(full, output=expected_output)
+        (got_attempt,) = await store.get_attempts("run_1", "a")
+        assert got_attempt == replace(attempt, output=expected_output)
+
+    async def test_failing_commit_writes_nothing(self, store: Store) -> None:
+        await given_run(store, "run_1", "a")
+        changes = Changes()
+        changes.put_task_run(TaskRun("run_1", "a", TaskStatus.RUNNING))
+        changes.put_dead_letter(a_dead_letter("dl_1"))
+        changes.cache["key"] = TaskOutput(stdout="cached")
+        changes.emit(NewEvent("run_1", "task.started", 1.0, "a"))
+        changes.put_attempt(an_attempt("run_1", "no-such-task"))
+        with pytest.raises(StoreError):
+            await store.commit(changes)
+        assert (await store.get_task_run("run_1", "a")).status is TaskStatus.PENDING
+        assert await store.list_dead_letters(include_replayed=True) == []
+        assert await store.get_cached_output("key") is None
+        assert await store.list_events() == []
+
+    async def test_commit_of_records_for_an_unknown_run_fails(self, store: Store) -> None:
+        with pytest.raises(StoreError):
+            await store.commit(Changes(events=[NewEvent("nope", "x", 1.0)]))
+        with pytest.raises(StoreError):
+            await store.commit(Changes(task_runs={("nope", "a"): TaskRun("nope", "a", READY)}))
+
+    async def test_store_works_after_a_failing_commit(self, store: Store) -> None:
+        await given_run(store, "run_1", "a")
+        with pytest.raises(StoreError):
+            await store.commit(Changes(attempts={("run_1", "x", 1): an_attempt("run_1", "x")}))
+        events = await store.commit(Changes(events=[NewEvent("run_1", "ok", 1.0)]))
+        assert [e.type for e in events] == ["ok"]
+
+    async def test_empty_commit_returns_no_events(self, store: Store) -> None:
+        assert await store.commit(Changes()) == []
+
+    async def test_run_with_an_idempotency_key_used_by_another_run_fails(
+        self, store: Store
+    ) -> None:
+        await given_run(store, "run_1", key="k1")
+        run_2 = await given_run(store, "run_2")
+        with pytest.raises(StoreError):
+            await store.commit(Changes(runs={"run_2": replace(run_2, idempotency_key="k1")}))
+        assert (await store.get_run("run_2")).idempotency_key is None
+
+    # Events ------------------------------------------------------------------------
+
+    async def test_events_page_by_seq_and_filter_by_run(self, store: Store) -> None:
+        await given_run(store, "run_1")
+        await given_run(store, "run_2")
+        for i in range(3):
+            events = [NewEvent("run_1", f"one.{i}", float(i)), NewEvent("run_2", f"two.{i}", 1.0)]
+            await store.commit(Changes(events=events))
+        everything = await store.list_events()
+        seqs = [e.seq for e in everything]
+        assert seqs == sorted(seqs)
+        assert len(set(seqs)) == 6
+        assert [e.type for e in await store.list_events(run_id="run_2")] == [
+            "two.0",
+            "two.1",
+            "two.2",
+        ]
+        after = everything[1].seq
+        assert await store.list_events(after=after, limit=2) == everything[2:4]
+        assert [e.type for e in await store.list_events(run_id="run_1", after=after)] == [
+            "one.1",
+            "one.2",
+        ]
+
+    async def test_event_seq_keeps_increasing_after_a_failed_commit(self, store: Store) -> None:
+        await given_run(store, "run_1", "a")
+        (first,) = await store.commit(Changes(events=[NewEvent("run_1", "x", 1.0)]))
+        with pytest.raises(StoreError):
+            await store.commit(
+                Changes(
+                    events=[NewEvent("run_1", "y", 1.0)],
+                    attempts={("run_1", "nope", 1): an_attempt("run_1", "nope")},
+                )
+            )
+        (second,) = await store.commit(Changes(events=[NewEvent("run_1", "z", 1.0)]))
+        assert second.seq > first.seq
+        assert [e.type for e in await store.list_events()] == ["x", "z"]
+
+    # Leases ------------------------------------------------------------------------
+
+    async def test_acquire_run_takes_a_run_nobody_holds(self, store: Store) -> None:
+        await given_run(store, "run_1")
+        assert await store.acquire_run("run_1", ENGINE, 50.0, None)
+        assert await store.active_runs() == [
+            (await store.get_run("run_1"), RunLease("run_1", ENGINE, 50.0))
+        ]
+
+    async def test_acquire_run_fails_when_the_lease_is_not_the_expected_one(
+        self, store: Store
+    ) -> None:
+        await given_run(store, "run_1")
+        assert await store.acquire_run("run_1", ENGINE, 50.0, None)
+        assert not await store.acquire_run("run_1", OTHER_ENGINE, 60.0, None)
+        stale = RunLease("run_1", ENGINE, 49.0)
+        assert not await store.acquire_run("run_1", OTHER_ENGINE, 60.0, stale)
+        current = RunLease("run_1", ENGINE, 50.0)
+        assert await store.acquire_run("run_1", OTHER_ENGINE, 60.0, current)
+        (_, lease), *_ = await store.active_runs()
+        assert lease == RunLease("run_1", OTHER_ENGINE, 60.0)
+
+    async def test_renew_leases_extends_only_the_owners_runs_and_running_attempts(
+        self, store: Store
+    ) -> None:
+        for run_id in ("run_1", "run_2", "run_3"):
+            await given_run(store, run_id, "a")
+        await store.acquire_run("run_1", ENGINE, 10.0, None)
+        await store.acquire_run("run_2", ENGINE, 10.0, None)
+        await store.acquire_run("run_3", OTHER_ENGINE, 10.0, None)
+        finished = Attempt("run_1", "a", 1, AttemptStatus.FAILED, ENGINE.id, 1.0, 10.0, 2.0)
+        changes = Changes()
+        changes.put_attempt(finished)
+        changes.put_attempt(an_attempt("run_1", "a", 2, worker=ENGINE.id))
+        changes.put_attempt(an_attempt("run_3", "a", 1, worker=OTHER_ENGINE.id))
+        await store.commit(changes)
+
+        assert await store.renew_leases(ENGINE, 99.0) == 2
+
+        leases = {run.id: lease for run, lease in await store.active_runs()}
+        assert leases["run_1"] == RunLease("run_1", ENGINE, 99.0)
+        assert leases["run_2"] == RunLease("run_2", ENGINE, 99.0)
+        assert leases["run_3"] == RunLease("run_3", OTHER_ENGINE, 10.0)
+        old, current = await store.get_attempts("run_1", "a")
+        assert (old.lease_until, current.lease_until) == (10.0, 99.0)
+        (other,) = await store.get_attempts("run_3", "a")
+        assert other.lease_until == 120.0
+
+    async def test_released_run_has_no_lease(self, store: Store) -> None:
+        await given_run(store, "run_1")
+        await store.acquire_run("run_1", ENGINE, 10.0, None)
+        await store.commit(Changes(released_runs={"run_1"}))
+        assert await store.active_runs() == [(await store.get_run("run_1"), None)]
+        assert await store.acquire_run("run_1", OTHER_ENGINE, 20.0, None)
+
+    async def test_active_runs_lists_pending_and_running_runs_oldest_first(
+        self, store: Store
+    ) -> None:
+        await given_run(store, "run_1", created_at=3.0, status=RunStatus.RUNNING)
+        await given_run(store, "run_2", created_at=1.0)
+        await given_run(store, "run_3", created_at=2.0, status=RunStatus.FAILED)
+        await given_run(store, "run_4", created_at=4.0, status=RunStatus.CANCELLED)
+        active = await store.active_runs()
+        assert [(run.id, lease) for run, lease in active] == [("run_2", None), ("run_1", None)]
+
+    # Dead letters and cache --------------------------------------------------------
+
+    async def test_dead_letters_leave_out_replayed_ones_unless_asked(self, store: Store) -> None:
+        await given_run(store, "run_1", "a")
+        await given_run(store, "run_2", "a")
+        changes = Changes()
+        changes.put_dead_letter(a_dead_letter("dl_2", created_at=2.0))
+        changes.put_dead_letter(a_dead_letter("dl_1", created_at=1.0, replayed_at=5.0))
+        changes.put_dead_letter(a_dead_letter("dl_3", "run_2", created_at=3.0))
+        await store.commit(changes)
+
+        assert [d.id for d in await store.list_dead_letters()] == ["dl_2", "dl_3"]
+        everything = await store.list_dead_letters(include_replayed=True)
+        assert [d.id for d in everything] == ["dl_1", "dl_2", "dl_3"]
+        assert [d.id for d in await store.list_dead_letters(run_id="run_2")] == ["dl_3"]
+        assert await store.get_dead_letter("dl_1") == everything[0]
+
+    async def test_missing_dead_letter_raises_dead_letter_not_found(self, store: Store) -> None:
+        with pytest.raises(DeadLetterNotFound):
+            await store.get_dead_letter("nope")
+
+    async def test_replaying_a_dead_letter_is_a_commit_of_it(self, store: Store) -> None:
+        await given_run(store, "run_1", "a")
+        letter = a_dead_letter("dl_1")
+        await store.commit(Changes(dead_letters={"dl_1": letter}))
+        replayed = replace(letter, replayed_at=9.0)
+        await store.commit(Changes(dead_letters={"dl_1": replayed}))
+        assert await store.list_dead_letters() == []
+        assert await store.get_dead_letter("dl_1") == replayed
+
+    async def test_cached_output_is_found_by_key(self, store: Store) -> None:
+        assert await store.get_cached_output("k") is None
+        await store.commit(Changes(cache={"k": TaskOutput(0, "one")}))
+        await store.commit(Changes(cache={"k": TaskOutput(0, "two"), "j": TaskOutput(1)}))
+        assert await store.get_cached_output("k") == TaskOutput(0, "two")
+        assert await store.get_cached_output("j") == TaskOutput(1)

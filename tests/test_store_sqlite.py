@@ -1,0 +1,215 @@
+"""SQLite store specifics: group commit, durability, migrations, WAL, driver errors."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from aop_mcp.errors import StoreError
+from aop_mcp.models import (
+    Attempt,
+    AttemptStatus,
+    Changes,
+    DeadLetter,
+    FailureKind,
+    NewEvent,
+    Run,
+    RunStatus,
+    TaskError,
+    TaskRun,
+    TaskStatus,
+)
+from aop_mcp.store import MemoryStore, SqliteStore, codec, open_store, sqlite_batch
+from aop_mcp.store.queries import QUERIES, migrations, parse_queries
+
+pytestmark = pytest.mark.anyio
+
+
+def a_run(run_id: str, key: str | None = None) -> Run:
+    return Run(run_id, "wf", 1, RunStatus.PENDING, {"id": run_id}, 1.0, idempotency_key=key)
+
+
+async def create(store: SqliteStore, run_id: str, key: str | None = None) -> tuple[Run, bool]:
+    task_runs = [TaskRun(run_id, "a", TaskStatus.READY), TaskRun(run_id, "b", TaskStatus.PENDING)]
+    return await store.create_run(a_run(run_id, key), task_runs, [NewEvent(run_id, "new", 1.0)])
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    opened = SqliteStore(tmp_path / "aop.db")
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+def batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of every batch the group committer runs."""
+    sizes: list[int] = []
+    real = sqlite_batch.run_batch
+
+    def counting(conn: sqlite3.Connection, units: list[Callable[..., Any]]) -> Any:
+        sizes.append(len(units))
+        return real(conn, units)
+
+    monkeypatch.setattr(sqlite_batch, "run_batch", counting)
+    return sizes
+
+
+async def test_concurrent_create_runs_all_land_in_a_few_transactions(
+    store: SqliteStore, batches: list[int]
+) -> None:
+    with anyio.fail_after(10):
+        results = await asyncio.gather(*(create(store, f"run_{i:03}") for i in range(200)))
+    assert all(created for _, created in results)
+    assert len(await store.list_runs(limit=500)) == 200
+    assert len(await store.list_events()) == 200
+    assert sum(batches) == 200
+    assert len(batches) < 20
+
+
+async def test_a_failing_write_does_not_lose_the_others_in_its_batch(
+    store: SqliteStore, batches: list[int]
+) -> None:
+    await create(store, "run_taken")
+    bad = Changes(attempts={("run_taken", "x", 1): _attempt("run_taken", "x")})
+    calls = [create(store, f"run_{i}") for i in range(20)]
+    calls.insert(10, store.commit(bad))
+    calls.insert(5, create(store, "run_taken"))  # the id is used: an IntegrityError
+    with anyio.fail_after(10):
+        results = await asyncio.gather(*calls, return_exceptions=True)
+    failures = [r for r in results if isinstance(r, BaseException)]
+    assert len(failures) == 2
+    assert all(isinstance(f, StoreError) for f in failures)
+    assert isinstance(failures[0].__cause__, sqlite3.Error)
+    assert len(await store.list_runs(limit=100)) == 21
+    assert await store.get_attempts("run_taken", "x") == []
+    assert batches[-1] > 2  # the failures shared a transaction with successful writes
+
+
+async def test_same_idempotency_key_in_one_batch_creates_one_run(store: SqliteStore) -> None:
+    with anyio.fail_after(10):
+        results = await asyncio.gather(*(create(store, f"run_{i}", key="k") for i in range(10)))
+    runs = {run.id for run, _ in results}
+    assert len(runs) == 1
+    assert sum(created for _, created in results) == 1
+    assert len(await store.list_runs()) == 1
+
+
+async def test_writer_cancelled_before_its_batch_writes_nothing_and_blocks_nobody(
+    store: SqliteStore,
+) -> None:
+    with anyio.fail_after(10):
+        doomed = asyncio.ensure_future(create(store, "run_doomed"))
+        others = [asyncio.ensure_future(create(store, f"run_{i}")) for i in range(5)]
+        await asyncio.sleep(0)  # every writer has queued its unit; the batch has not run
+        doomed.cancel()
+        await asyncio.gather(*others)
+    assert doomed.cancelled()
+    assert {r.id for r in await store.list_runs()} == {f"run_{i}" for i in range(5)}
+
+
+async def test_reopened_store_sees_everything_that_was_committed(tmp_path: Path) -> None:
+    path = tmp_path / "aop.db"
+    first = SqliteStore(path)
+    await first.open()
+    await first.save_workflow("wf", {"tasks": []}, "d1", 1.0)
+    await create(first, "run_1", key="k")
+    error = TaskError(FailureKind.ERROR, "boom")
+    changes = Changes(
+        dead_letters={"dl": DeadLetter("dl", "run_1", "a", 1, error, 2.0)},
+        events=[NewEvent("run_1", "task.failed", 2.0, "a", {"why": "boom"})],
+    )
+    committed = await first.commit(changes)
+    await first.close()
+
+    second = SqliteStore(path)
+    await second.open()
+    try:
+        assert (await second.get_workflow("wf")).digest == "d1"
+        assert (await second.get_run("run_1")).idempotency_key == "k"
+        assert [t.task_id for t in await second.get_task_runs("run_1")] == ["a", "b"]
+        assert (await second.list_events())[-1] == committed[0]
+        assert (await second.get_dead_letter("dl")).error == error
+    finally:
+        await second.close()
+
+
+async def test_migrations_are_applied_once(tmp_path: Path) -> None:
+    path = tmp_path / "aop.db"
+    for _ in range(2):
+        store = SqliteStore(path)
+        await store.open()
+        await store.close()
+    with sqlite3.connect(path) as conn:
+        applied = conn.execute("SELECT version FROM schema_migrations").fetchall()
+    conn.close()
+    assert [v for (v,) in applied] == [m.version for m in migrations()]
+
+
+async def test_database_is_in_wal_mode_with_foreign_keys(store: SqliteStore) -> None:
+    conn = sqlite3.connect(store.path)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    finally:
+        conn.close()
+    with pytest.raises(StoreError):
+        await store.commit(Changes(events=[NewEvent("no-such-run", "x", 1.0)]))
+
+
+async def test_open_creates_the_parent_directory(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "data" / "nested" / "aop.db")
+    await store.open()
+    try:
+        assert store.path.exists()
+    finally:
+        await store.close()
+
+
+async def test_a_file_that_is_not_a_database_raises_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "aop.db"
+    path.write_bytes(b"this is not a database, just some bytes " * 100)
+    store = SqliteStore(path)
+    with pytest.raises(StoreError) as caught:
+        await store.open()
+    assert isinstance(caught.value.__cause__, sqlite3.Error)
+    await store.close()
+
+
+async def test_open_store_picks_memory_or_sqlite(tmp_path: Path) -> None:
+    assert isinstance(open_store(None), MemoryStore)
+    assert isinstance(open_store(":memory:"), MemoryStore)
+    store = open_store(tmp_path / "aop.db")
+    assert isinstance(store, SqliteStore)
+    assert not store.path.exists()  # not opened yet
+
+
+def test_every_record_field_has_a_column() -> None:
+    run = a_run("r")
+    task_run = TaskRun("r", "a", TaskStatus.READY)
+    attempt = _attempt("r", "a")
+    letter = DeadLetter("dl", "r", "a", 1, TaskError(FailureKind.ERROR, "x"), 1.0)
+    for record, params in [
+        (run, codec.run_params(run)),
+        (task_run, codec.task_run_params(task_run)),
+        (attempt, codec.attempt_params(attempt)),
+        (letter, codec.dead_letter_params(letter)),
+    ]:
+        assert set(params) == {f.name for f in fields(record)}  # type: ignore[arg-type]
+
+
+def test_named_queries_are_unique() -> None:
+    assert "get_run" in QUERIES
+    with pytest.raises(ValueError, match="twice"):
+        parse_queries("-- name: q\nSELECT 1\n-- name: q\nSELECT 2\n")
+
+
+def _attempt(run_id: str, task_id: str) -> Attempt:
+    return Attempt(run_id, task_id, 1, AttemptStatus.RUNNING, "engine", 1.0, 2.0)
