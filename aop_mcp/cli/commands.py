@@ -1,0 +1,174 @@
+"""What each `aop` command does: thin calls into the hub's services, then output."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from aop_mcp.cli.drive import ctrl_c, progress, wait_or_cancel
+from aop_mcp.cli.render import (
+    dead_letters_table,
+    print_json,
+    run_json,
+    run_summary,
+    runs_table,
+    task_outputs,
+    to_json,
+)
+from aop_mcp.config import Settings
+from aop_mcp.errors import AopError
+from aop_mcp.hub import Hub, open_hub
+from aop_mcp.models import Run, RunStatus
+from aop_mcp.workflow import parse_workflow, resolve_inputs
+
+#: Exit code after Ctrl-C, as a shell reports a process killed by SIGINT.
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(AopError):
+    """The command line itself is wrong (exit 2)."""
+
+    usage = True
+
+
+def validate(args: argparse.Namespace) -> int:
+    """`aop validate FILE`: parse and check only; no database is opened."""
+    document = parse_workflow(Path(args.file))
+    count = len(document.tasks)
+    print(f"ok: workflow {document.name!r} ({count} task{'s' if count != 1 else ''})")
+    return 0
+
+
+def parse_inputs(pairs: Sequence[str]) -> dict[str, str]:
+    """`--input k=v` pairs as a dict of strings (the service converts them to their types)."""
+    inputs: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--input {pair!r} is not KEY=VALUE; write e.g. --input name=world")
+        inputs[key.strip()] = value
+    return inputs
+
+
+async def run(args: argparse.Namespace, settings: Settings) -> int:
+    """`aop run FILE`: define the workflow, start a run, drive it to its end."""
+    document = parse_workflow(Path(args.file))
+    inputs = parse_inputs(args.input)
+    resolve_inputs(document, inputs)  # fail on bad inputs before any database is touched
+    async with open_hub(settings, adopt_orphans=False) as hub:
+        stored, _ = await hub.workflows.define(document.canonical())
+        return await _drive(
+            hub, args, lambda: hub.runs.start(stored.name, inputs, version=stored.version)
+        )
+
+
+async def dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
+    """`aop dlq replay ID`: run the task again, then drive its run to the end like `aop run`."""
+    async with open_hub(settings, adopt_orphans=False) as hub:
+        return await _drive(hub, args, lambda: hub.dead_letters.replay(args.dead_letter_id))
+
+
+async def _drive(hub: Hub, args: argparse.Namespace, begin: Callable[[], Awaitable[Run]]) -> int:
+    """Start a run with `begin`, show its progress, wait for its end, report it."""
+    with ctrl_c() as interrupted:
+        async with progress(hub, enabled=_show_progress(args)) as shown:
+            started = await begin()
+            shown.follow(started.id)
+            ended, cancelled = await wait_or_cancel(hub, started.id, interrupted)
+    await _report_run(hub, ended, args.json)
+    return EXIT_INTERRUPTED if cancelled else _exit_code(ended)
+
+
+def _show_progress(args: argparse.Namespace) -> bool:
+    # Live lines are for a person watching; logs and pipes get only the summary.
+    return bool(args.progress) or sys.stderr.isatty()
+
+
+def _exit_code(run: Run) -> int:
+    return 0 if run.status is RunStatus.SUCCEEDED else 1
+
+
+async def _report_run(hub: Hub, run: Run, as_json: bool) -> None:
+    detail = await hub.runs.get(run.id)
+    if as_json:
+        print_json(run_json(detail.run, detail.tasks), sys.stdout)
+    else:
+        print(run_summary(detail.run, detail.tasks))
+
+
+async def runs_list(args: argparse.Namespace, settings: Settings) -> int:
+    """`aop runs list`."""
+    if args.limit < 1:
+        raise UsageError(f"--limit must be at least 1, got {args.limit}")
+    statuses = [RunStatus(s) for s in args.status] if args.status else None
+    async with open_hub(settings, adopt_orphans=False) as hub:
+        runs = await hub.runs.list(workflow=args.workflow, statuses=statuses, limit=args.limit)
+    if args.json:
+        print_json(to_json(runs), sys.stdout)
+    elif runs:
+        print(runs_table(runs))
+    else:
+        print("no runs", file=sys.stderr)
+    return 0
+
+
+async def runs_show(args: argparse.Namespace, settings: Settings) -> int:
+    """`aop runs show RUN_ID`: the summary, then what each task printed."""
+    async with open_hub(settings, adopt_orphans=False) as hub:
+        detail = await hub.runs.get(args.run_id)
+    if args.json:
+        print_json(run_json(detail.run, detail.tasks), sys.stdout)
+        return 0
+    print(run_summary(detail.run, detail.tasks))
+    outputs = task_outputs(detail.tasks)
+    if outputs:
+        print(f"\noutputs:\n{outputs}")
+    return 0
+
+
+async def runs_cancel(args: argparse.Namespace, settings: Settings) -> int:
+    """`aop runs cancel RUN_ID`: cancel here, or ask the process that drives the run."""
+    async with open_hub(settings, adopt_orphans=False) as hub:
+        cancelled = await hub.runs.cancel(args.run_id)
+        if hub.engine.drives(args.run_id):
+            # This process took the run over (its driver is gone): see the cancel through.
+            cancelled = await hub.runs.wait(args.run_id)
+    if cancelled.status.finished:
+        print(f"run {cancelled.id} {cancelled.status}")
+    else:
+        print(
+            f"cancel requested: run {cancelled.id} is driven by another process, "
+            "which cancels it within a few seconds"
+        )
+    return 0
+
+
+async def dlq_list(args: argparse.Namespace, settings: Settings) -> int:
+    """`aop dlq list`."""
+    async with open_hub(settings, adopt_orphans=False) as hub:
+        letters = await hub.dead_letters.list(include_replayed=args.all)
+    if args.json:
+        print_json(to_json(letters), sys.stdout)
+    elif letters:
+        print(dead_letters_table(letters))
+    else:
+        print("the dead-letter queue is empty", file=sys.stderr)
+    return 0
+
+
+def serve(args: argparse.Namespace, settings: Settings) -> int:
+    """`aop serve`: the server, until SIGINT or SIGTERM."""
+    from aop_mcp.server import serve as run_server  # starlette/uvicorn load only here
+
+    settings = replace(
+        settings,
+        host=args.host if args.host is not None else settings.host,
+        port=args.port if args.port is not None else settings.port,
+    )
+    if not 0 <= settings.port <= 65535:
+        raise UsageError(f"--port must be between 0 and 65535, got {settings.port}")
+    run_server(settings)
+    return 0

@@ -1,0 +1,145 @@
+"""`aop serve` as an operator starts it: it listens, answers /healthz, stops on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import IO
+
+import pytest
+
+TIMEOUT = 30
+
+SLOW = """
+name: slow
+inputs:
+  pidfile: {type: string}
+tasks:
+  - id: nap
+    run:
+      executor: local
+      shell: echo $$ > "$PIDFILE"; exec sleep 60
+      env: {PIDFILE: "{{ inputs.pidfile }}"}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def env_for(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AOP_")}
+    env["AOP_DATA_DIR"] = str(tmp_path / "data")
+    return env
+
+
+def read_until(stream: IO[str], wanted: str, seconds: float) -> str:
+    """What `stream` printed up to and including `wanted`; fails after `seconds`."""
+    deadline = time.monotonic() + seconds
+    seen = b""
+    while wanted.encode() not in seen:
+        left = max(0.0, deadline - time.monotonic())
+        ready, _, _ = select.select([stream.fileno()], [], [], left)
+        assert ready, f"no {wanted!r} within {seconds}s; got {seen.decode(errors='replace')!r}"
+        chunk = os.read(stream.fileno(), 65536)
+        assert chunk, f"the stream ended before {wanted!r}; got {seen.decode(errors='replace')!r}"
+        seen += chunk
+    return seen.decode(errors="replace")
+
+
+def spawn(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "aop_mcp", *args],
+        env=env_for(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def healthz(port: int) -> dict[str, object]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=TIMEOUT) as resp:
+        assert resp.status == 200
+        return json.load(resp)
+
+
+def read_fifo(path: Path, seconds: float) -> int:
+    """The number a writer puts in the FIFO at `path`; fails after `seconds`."""
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(path.read_text()), daemon=True)
+    reader.start()
+    reader.join(seconds)
+    assert got, f"nothing written to {path} within {seconds}s"
+    return int(got[0])
+
+
+def stop(proc: subprocess.Popen[str]) -> int:
+    proc.send_signal(signal.SIGTERM)
+    return proc.wait(timeout=TIMEOUT)
+
+
+@pytest.mark.slow
+def test_serve_answers_healthz_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    port, db = free_port(), tmp_path / "aop.db"
+    proc = spawn(tmp_path, "serve", "--host", "127.0.0.1", "--port", str(port), "--db", str(db))
+    try:
+        said = read_until(proc.stderr, "aop-mcp serving on", TIMEOUT)
+        assert f"aop-mcp serving on http://127.0.0.1:{port} (database: {db})" in said
+        health = healthz(port)
+        assert health["status"] == "ok"
+        assert health["database"] == str(db)
+        assert health["runs_driven"] == 0
+        assert isinstance(health["version"], str)
+        assert stop(proc) == 0
+    finally:
+        proc.kill()
+        proc.communicate(timeout=TIMEOUT)
+
+
+@pytest.mark.slow
+def test_serve_resumes_a_run_whose_process_was_killed(tmp_path: Path) -> None:
+    db = tmp_path / "aop.db"
+    workflow = tmp_path / "slow.yaml"
+    workflow.write_text(SLOW)
+    pidfile = tmp_path / "nap.pid"
+    os.mkfifo(pidfile)  # the task blocks writing its pid until the test reads it
+    cli = spawn(tmp_path, "run", str(workflow), "--db", str(db), "-i", f"pidfile={pidfile}")
+    try:
+        task_pid = read_fifo(pidfile, TIMEOUT)  # the task is running
+    finally:
+        cli.kill()  # SIGKILL: the run is left running, as after a crash
+        cli.communicate(timeout=TIMEOUT)
+    # A crashed engine's subprocess outlives it (its own session); this test started it.
+    os.killpg(task_pid, signal.SIGKILL)
+    port = free_port()
+    server = spawn(tmp_path, "serve", "--port", str(port), "--db", str(db))
+    try:
+        read_until(server.stderr, "aop-mcp serving on", TIMEOUT)
+        assert healthz(port)["runs_driven"] == 1
+        assert stop(server) == 0
+    finally:
+        server.kill()
+        server.communicate(timeout=TIMEOUT)
+
+
+def test_serve_with_an_unusable_database_says_so_in_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    proc = spawn(tmp_path, "serve", "--port", str(free_port()), "--db", str(blocker / "aop.db"))
+    _, err = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 1
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("aop: error:")]
+    assert len(errors) == 1
+    assert "cannot open the SQLite store" in errors[0]
