@@ -63,19 +63,13 @@ def kill_group(pid_file: Path) -> None:
         os.killpg(int(pid_file.read_text()), signal.SIGKILL)
 
 
-async def test_sigkill_mid_run_then_restart_finishes_the_run_without_rerunning(tmp_path):
+async def kill_aop_run_mid_run(tmp_path: Path) -> None:
+    """Start `aop run` on the crash workflow and SIGKILL it while `second` runs."""
     workflow = crash_workflow(tmp_path)
     os.mkfifo(tmp_path / "fifo")
     env = {**os.environ, "AOP_DATA_DIR": str(tmp_path / "data")}
-    command = [
-        sys.executable,
-        "-m",
-        "aop_mcp",
-        "run",
-        str(workflow),
-        "--db",
-        str(tmp_path / "aop.db"),
-    ]
+    command = [sys.executable, "-m", "aop_mcp", "run", str(workflow)]
+    command += ["--db", str(tmp_path / "aop.db")]
     process = await anyio.open_process(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -90,6 +84,12 @@ async def test_sigkill_mid_run_then_restart_finishes_the_run_without_rerunning(t
             process.kill()
         with anyio.fail_after(WAIT):
             await process.wait()
+
+
+async def test_sigkill_mid_run_then_restart_finishes_the_run_without_rerunning(tmp_path):
+    try:
+        await kill_aop_run_mid_run(tmp_path)
+    finally:
         kill_group(tmp_path / "second.pid")
 
     async with hub_on(tmp_path) as hub:
@@ -105,3 +105,21 @@ async def test_sigkill_mid_run_then_restart_finishes_the_run_without_rerunning(t
     assert second.attempts[0].error.kind is FailureKind.INTERRUPTED
     third = next(t for t in detail.tasks if t.task_id == "third")
     assert third.output.stdout == "resumed-and-done\n"
+
+
+async def test_cancelling_an_orphaned_run_does_not_start_its_interrupted_task_again(tmp_path):
+    try:
+        await kill_aop_run_mid_run(tmp_path)
+    finally:
+        kill_group(tmp_path / "second.pid")
+    async with hub_on(tmp_path, adopt=False) as hub:
+        [run] = await hub.runs.list(workflow="crash")
+        assert not hub.engine.drives(run.id)
+        with anyio.fail_after(WAIT):
+            cancelled = await hub.runs.cancel(run.id)
+        detail = await hub.runs.get(run.id)
+        second = await hub.runs.task(run.id, "second")
+    assert cancelled.status is RunStatus.CANCELLED
+    statuses = {t.task_id: t.status for t in detail.tasks}
+    assert statuses == {"first": "succeeded", "second": "cancelled", "third": "cancelled"}
+    assert [a.status for a in second.attempts] == [AttemptStatus.FAILED]

@@ -173,10 +173,13 @@ class Engine:
             run = await self.store.get_run(run_id)
             if run.status.finished:
                 raise RunFinished(run_id, run.status, "cancel")
+            marked = await self.store.request_cancel(run_id)
             if not await self.leases.take_over(run_id):
-                return await self.store.request_cancel(run_id)
+                return marked  # its live engine sees the mark and cancels it
+            # Loaded with the mark set, the run is cancelled in the same step that
+            # recovers it: its interrupted attempts are not started again first.
             await self.resume(run_id)
-            state = self._runs[run_id]
+            return await self.wait(run_id)
         await self._call(lambda step: self._cancel(step, state))
         return state.run
 
