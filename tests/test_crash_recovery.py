@@ -86,6 +86,28 @@ async def kill_aop_run_mid_run(tmp_path: Path) -> None:
             await process.wait()
 
 
+async def process_exit(pid: int) -> None:
+    """Return once `pid` has ended (a pidfd turns readable when its process exits)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        await anyio.wait_readable(fd)
+    finally:
+        os.close(fd)
+
+
+async def test_a_killed_engine_takes_its_running_task_process_with_it(tmp_path):
+    try:
+        await kill_aop_run_mid_run(tmp_path)
+        pid = int((tmp_path / "second.pid").read_text())
+        with anyio.fail_after(WAIT):  # the kernel sends the parent-death signal at once
+            await process_exit(pid)
+    finally:
+        kill_group(tmp_path / "second.pid")
+
+
 async def test_sigkill_mid_run_then_restart_finishes_the_run_without_rerunning(tmp_path):
     try:
         await kill_aop_run_mid_run(tmp_path)

@@ -23,6 +23,7 @@ from aop_mcp.models import FailureKind, TaskError, TaskOutput
 from aop_mcp.ports.executor import AttemptFailed, ExecutionRequest
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+_SYSTEM_PATH = "/usr/bin:/bin:/usr/sbin:/sbin"  # where util-linux's setpriv lives
 _TERM_GRACE = 2.0  # a timed-out attempt gets this long to exit after SIGTERM
 _CANCEL_GRACE = 0.1  # a cancelled attempt's caller is waiting: SIGKILL almost at once
 _DRAIN_GRACE = 1.0  # after SIGKILL, how long the pipes may take to report end of file
@@ -45,6 +46,7 @@ class LocalExecutor:
         self._base_env = {"PATH": DEFAULT_PATH, "LANG": "C.UTF-8", **(base_env or {})}
         self._sandbox = sandbox
         self._bwrap = shutil.which("bwrap", path=self._base_env["PATH"]) if sandbox else None
+        self._setpriv = shutil.which("setpriv", path=_SYSTEM_PATH)
 
     async def execute(self, request: ExecutionRequest) -> TaskOutput:
         """Run one attempt; return its output or raise AttemptFailed."""
@@ -60,7 +62,9 @@ class LocalExecutor:
         env = self._env(request, workdir, attempt_dir)
         argv = _argv(spec)
         if self._sandbox:
-            argv = self._sandboxed(argv, env, workdir, attempt_dir)
+            argv = self._sandboxed(argv, env, workdir, attempt_dir)  # bwrap --die-with-parent
+        elif self._setpriv is not None:
+            argv = _dies_with_engine(self._setpriv, argv, env["PATH"], workdir)
         started = time.monotonic()
         proc = await _spawn(argv, workdir, env)
         out, err = CappedBuffer(request.output_cap), CappedBuffer(request.output_cap)
@@ -142,6 +146,31 @@ def _argv(spec: Any) -> list[str]:
     if shell is not None and not command:
         return ["/bin/sh", "-c", shell]
     raise _error("a local task needs exactly one of `command` (a non-empty list) or `shell`")
+
+
+def _dies_with_engine(setpriv: str, argv: list[str], path: str, workdir: Path) -> list[str]:
+    """Run `argv` under `setpriv --pdeathsig KILL`: if the engine is killed (even with
+    SIGKILL) the kernel kills the attempt's process too, instead of leaving it running
+    beside the attempt the next engine starts. Processes it started itself are not covered.
+
+    The program is resolved here so a missing one is still reported as not startable,
+    not as setpriv's exit code.
+    """
+    return [setpriv, "--pdeathsig", "KILL", "--", _resolve(argv[0], path, workdir), *argv[1:]]
+
+
+def _resolve(program: str, path: str, workdir: Path) -> str:
+    if "/" not in program:
+        found = shutil.which(program, path=path)
+        if found is None:
+            raise _error(f"cannot start {program!r}: not found on PATH {path}")
+        return found
+    candidate = workdir / program  # an absolute program replaces workdir
+    if not candidate.is_file():
+        raise _error(f"cannot start {program!r}: No such file or directory")
+    if not os.access(candidate, os.X_OK):
+        raise _error(f"cannot start {program!r}: Permission denied")
+    return str(candidate)
 
 
 async def _spawn(argv: list[str], workdir: Path, env: dict[str, str]) -> asyncio.subprocess.Process:
