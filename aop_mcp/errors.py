@@ -151,6 +151,15 @@ class StoreError(AopError):
     status = 503
 
 
+class EngineStopped(AopError):
+    """The engine is not running (not started yet, or shutting down)."""
+
+    status = 503
+
+    def __init__(self) -> None:
+        super().__init__("the engine is not running (it is starting or shutting down); retry")
+
+
 class ConfigError(AopError):
     """A configuration value is wrong; names the setting and the bad value."""
 

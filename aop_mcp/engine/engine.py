@@ -27,6 +27,7 @@ from aop_mcp.engine.queue import ReadyQueue
 from aop_mcp.engine.replay import replay_dead_letter
 from aop_mcp.errors import (
     DeadLetterReplayed,
+    EngineStopped,
     RunFinished,
     RunOwnedElsewhere,
 )
@@ -125,7 +126,7 @@ class Engine:
         for state in list(self._runs.values()):
             for task in state.running.values():
                 task.cancel()
-        await self._call(self._release_all)
+        await self._call(self._release_all, stopping=True)
         self._loop_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._loop_task
@@ -221,8 +222,13 @@ class Engine:
 
     # The loop ------------------------------------------------------------------------
 
-    async def _call(self, action: Action) -> None:
-        """Apply `action` inside the loop's next turn; return once it is committed."""
+    async def _call(self, action: Action, *, stopping: bool = False) -> None:
+        """Apply `action` inside the loop's next turn; return once it is committed.
+
+        Refused once the engine stops, except for the stop's own last action.
+        """
+        if self._loop_task is None or (self._stopping and not stopping):
+            raise EngineStopped
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._actions.append((action, future))
         self._wake.set()
