@@ -20,6 +20,10 @@ from aop_mcp.ports.executor import AttemptFailed, ExecutionRequest
 
 pytestmark = pytest.mark.anyio
 
+# The sandbox mounts a fresh /tmp, which hides a virtualenv living there: sandboxed probes
+# use the interpreter the venv links to (they need only the standard library).
+REAL_PYTHON = os.path.realpath(sys.executable)
+
 
 @dataclass(frozen=True)
 class LocalSpec:
@@ -326,7 +330,7 @@ async def test_sandbox_has_read_only_root_writable_workdir_and_no_network(
     )
     with socket.create_server(("127.0.0.1", 0)) as listener:
         port = listener.getsockname()[1]
-        spec = LocalSpec(command=[sys.executable, "-c", probe, str(outside), str(port)])
+        spec = LocalSpec(command=[REAL_PYTHON, "-c", probe, str(outside), str(port)])
         executor = LocalExecutor(sandbox=True)
         with anyio.fail_after(10):
             output = await executor.execute(request(tmp_path, spec))
