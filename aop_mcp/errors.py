@@ -129,6 +129,12 @@ class RunNotFinished(Conflict):
         self.run_id = run_id
 
 
+class NothingToRetry(Conflict):
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"run {run_id!r} succeeded: it has no failed or cancelled task to retry")
+        self.run_id = run_id
+
+
 class RunOwnedElsewhere(Conflict):
     def __init__(self, run_id: str, owner: str) -> None:
         super().__init__(

@@ -8,7 +8,7 @@ import pytest
 from engine_support import WAIT, hub_on, next_event, python_task, run_to_end
 
 from aop_mcp.engine import ManualClock
-from aop_mcp.errors import DeadLetterReplayed, RunFinished
+from aop_mcp.errors import DeadLetterReplayed, NothingToRetry, RunFinished, RunNotFinished
 from aop_mcp.models import AttemptStatus, FailureKind, RunStatus, TaskStatus
 
 pytestmark = pytest.mark.anyio
@@ -434,3 +434,53 @@ async def test_every_published_event_is_already_in_the_store(tmp_path):
             seen.append(event)
     assert [e.run_id for e in seen] == [run.id] * len(seen)
     assert [e.type for e in seen][-1] == "run.succeeded"
+
+
+async def test_retrying_a_failed_run_reruns_its_failed_branch_only(tmp_path):
+    marker = tmp_path / "fixed"
+    counter = tmp_path / "ok.count"
+    document = {
+        "name": "retry",
+        "tasks": [
+            {"id": "ok", "run": {"executor": "local", "shell": f"echo x >> {counter}"}},
+            {"id": "bad", "run": {"executor": "local", "shell": f"test -e {marker}"}},
+            {"id": "after", "needs": ["bad"], "run": {"executor": "local", "command": ["true"]}},
+        ],
+    }
+    async with hub_on(tmp_path) as hub:
+        run_id = await run_to_end(hub, document)
+        marker.touch()
+        await hub.runs.retry(run_id)
+        with anyio.fail_after(WAIT):
+            done = await hub.runs.wait(run_id)
+        detail = await hub.runs.get(run_id)
+        letters = await hub.dead_letters.list(run_id=run_id)
+        with pytest.raises(NothingToRetry):
+            await hub.runs.retry(run_id)
+    assert done.status is RunStatus.SUCCEEDED
+    assert set(statuses(detail).values()) == {"succeeded"}
+    assert counter.read_text() == "x\n"  # the task that succeeded did not run again
+    assert letters == []  # its dead letter counts as replayed
+
+
+async def test_retrying_a_cancelled_run_runs_what_was_cancelled(tmp_path):
+    document = {
+        "name": "again",
+        "tasks": [python_task("a", "hold"), python_task("b", "record", needs=["a"])],
+    }
+    async with hub_on(tmp_path) as hub:
+        await hub.workflows.define(document)
+        run = await hub.runs.start("again")
+        with anyio.fail_after(WAIT):
+            await calls.entered["a"].wait()
+        with pytest.raises(RunNotFinished):
+            await hub.runs.retry(run.id)
+        await hub.runs.cancel(run.id)
+        with anyio.fail_after(WAIT):
+            assert (await hub.runs.wait(run.id)).status is RunStatus.CANCELLED
+        calls.gates["a"].set()
+        await hub.runs.retry(run.id)
+        with anyio.fail_after(WAIT):
+            done = await hub.runs.wait(run.id)
+    assert done.status is RunStatus.SUCCEEDED
+    assert calls.calls == ["a", "a", "b"]

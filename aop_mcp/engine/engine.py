@@ -24,11 +24,13 @@ from aop_mcp.engine.dispatch import Launch, prepare_attempt
 from aop_mcp.engine.ownership import Leases
 from aop_mcp.engine.progress import RunState, Step
 from aop_mcp.engine.queue import ReadyQueue
-from aop_mcp.engine.replay import replay_dead_letter
+from aop_mcp.engine.replay import replay_dead_letter, retry_failed_tasks
 from aop_mcp.errors import (
     DeadLetterReplayed,
     EngineStopped,
+    NothingToRetry,
     RunFinished,
+    RunNotFinished,
     RunOwnedElsewhere,
 )
 from aop_mcp.models import (
@@ -36,6 +38,7 @@ from aop_mcp.models import (
     FailureKind,
     Owner,
     Run,
+    RunStatus,
     TaskError,
     TaskOutput,
     TaskRun,
@@ -196,6 +199,21 @@ class Engine:
             await self.resume(run.id)
         state = self._runs[letter.run_id]
         await self._call(lambda step: replay_dead_letter(step, state, letter))
+        return state.run
+
+    async def retry(self, run_id: str) -> Run:
+        """Run the failed and cancelled tasks of a finished run again, in that run."""
+        run = await self.store.get_run(run_id)
+        if not run.status.finished:
+            raise RunNotFinished(run_id, run.status, "retry")
+        if run.status is RunStatus.SUCCEEDED:
+            raise NothingToRetry(run_id)
+        letters = await self.store.list_dead_letters(run_id=run_id)
+        if not await self.leases.take_over(run_id):
+            raise RunOwnedElsewhere(run_id, "another live engine")
+        await self.resume(run_id)
+        state = self._runs[run_id]
+        await self._call(lambda step: retry_failed_tasks(step, state, letters))
         return state.run
 
     async def wait(self, run_id: str) -> Run:

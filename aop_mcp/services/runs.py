@@ -108,6 +108,14 @@ class RunService:
         """Cancel a run; raises RunFinished if it has already ended."""
         return await self._engine.cancel(run_id)
 
+    async def retry(self, run_id: str) -> Run:
+        """Run the failed and cancelled tasks of a finished run again (fresh retry budgets).
+
+        Tasks skipped because of them run too; the run is `running` again. Raises
+        RunNotFinished while it runs, NothingToRetry if it succeeded.
+        """
+        return await self._engine.retry(run_id)
+
     async def wait(self, run_id: str, timeout: float | None = None) -> Run:  # noqa: ASYNC109
         """Wait until the run ends (or `timeout` seconds pass) and return it as it is then.
 
