@@ -1,0 +1,1 @@
+"""Security: who is calling (tokens, roles), checked at every door."""
