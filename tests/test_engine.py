@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import anyio
 import engine_callables as calls
 import pytest
 from engine_support import WAIT, hub_on, next_event, python_task, run_to_end
 
 from aop_mcp.engine import ManualClock
-from aop_mcp.errors import DeadLetterReplayed, NothingToRetry, RunFinished, RunNotFinished
+from aop_mcp.errors import (
+    DeadLetterReplayed,
+    EngineStopped,
+    NothingToRetry,
+    RunFinished,
+    RunNotFinished,
+)
 from aop_mcp.models import AttemptStatus, FailureKind, RunStatus, TaskStatus
 
 pytestmark = pytest.mark.anyio
@@ -484,3 +492,16 @@ async def test_retrying_a_cancelled_run_runs_what_was_cancelled(tmp_path):
             done = await hub.runs.wait(run.id)
     assert done.status is RunStatus.SUCCEEDED
     assert calls.calls == ["a", "a", "b"]
+
+
+async def test_waiting_on_a_run_ends_with_an_error_when_the_engine_stops(tmp_path):
+    document = {"name": "stopwait", "tasks": [python_task("a", "hold")]}
+    async with hub_on(tmp_path) as hub:
+        await hub.workflows.define(document)
+        run = await hub.runs.start("stopwait")
+        with anyio.fail_after(WAIT):
+            await calls.entered["a"].wait()
+        waiter = asyncio.ensure_future(hub.runs.wait(run.id))
+        await asyncio.sleep(0)  # let the waiter register with the engine
+    with anyio.fail_after(WAIT), pytest.raises(EngineStopped):
+        await waiter

@@ -143,6 +143,11 @@ class Engine:
         for state in self._runs.values():
             step.changes.released_runs.add(state.id)
         self._runs.clear()
+        for waiters in self._waiters.values():
+            for future in waiters:
+                if not future.done():
+                    future.set_exception(EngineStopped())
+        self._waiters.clear()
 
     # Requests from services ---------------------------------------------------------
 
