@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,8 @@ class Settings:
     output_cap: int = 1_048_576  # bytes kept of each of stdout and stderr per attempt
     sandbox: bool = False  # run `local` tasks under bubblewrap
     path: str = "/usr/local/bin:/usr/bin:/bin"  # PATH given to `local` tasks
+    # An admin bearer token the operator chose (AOP_TOKEN); a secret, so never in a repr.
+    token: str | None = field(default=None, repr=False)
 
     @property
     def work_root(self) -> Path:
@@ -76,6 +78,23 @@ def _bool(key: str, raw: str) -> bool:
     raise ConfigError(key, raw, "expected true or false")
 
 
+#: Shortest AOP_TOKEN accepted: a chosen token must not be guessable.
+MIN_TOKEN_LENGTH = 16
+
+
+def _token(key: str, raw: str) -> str | None:
+    secret = raw.strip()
+    if secret and len(secret) < MIN_TOKEN_LENGTH:
+        # The value is a secret: the error must not repeat it.
+        raise ConfigError(
+            key,
+            "(hidden)",
+            f"must be at least {MIN_TOKEN_LENGTH} characters; "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'` makes a good one",
+        )
+    return secret or None
+
+
 _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "AOP_HOST": ("host", lambda k, v: v),
     "AOP_PORT": ("port", lambda k, v: _int(k, v, 1)),
@@ -84,6 +103,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "AOP_OUTPUT_CAP": ("output_cap", lambda k, v: _int(k, v, 1024)),
     "AOP_SANDBOX": ("sandbox", _bool),
     "AOP_TASK_PATH": ("path", lambda k, v: v),
+    "AOP_TOKEN": ("token", _token),
 }
 
 

@@ -61,6 +61,12 @@ class DeadLetterNotFound(NotFound):
         self.dead_letter_id = dead_letter_id
 
 
+class TokenNotFound(NotFound):
+    def __init__(self, token_id: str) -> None:
+        super().__init__(f"token {token_id!r} does not exist; list tokens to see their ids")
+        self.token_id = token_id
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     """One thing wrong with a workflow document or with run inputs."""

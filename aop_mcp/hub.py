@@ -13,6 +13,7 @@ from aop_mcp.executors import default_executors
 from aop_mcp.ports.events import EventBus, InMemoryEventBus
 from aop_mcp.ports.executor import Executor
 from aop_mcp.ports.store import Store
+from aop_mcp.security.tokens import TokenService
 from aop_mcp.services.dead_letters import DeadLetterService
 from aop_mcp.services.runs import RunService
 from aop_mcp.services.workflows import WorkflowService
@@ -28,6 +29,7 @@ class Hub:
     workflows: WorkflowService
     runs: RunService
     dead_letters: DeadLetterService
+    tokens: TokenService
 
 
 def engine_limits(settings: Settings) -> EngineLimits:
@@ -80,6 +82,7 @@ async def open_hub(
                 workflows=WorkflowService(store, clock),
                 runs=RunService(store, engine, clock),
                 dead_letters=DeadLetterService(store, engine),
+                tokens=TokenService(store, clock),
             )
         finally:
             await engine.stop()

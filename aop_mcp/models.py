@@ -192,6 +192,23 @@ class DeadLetter:
 
 
 @dataclass(frozen=True, slots=True)
+class Token:
+    """A bearer token. Only the SHA-256 of its secret is kept; the secret is shown once.
+
+    `role` is the value of `aop_mcp.security.principal.Role`, kept as text so records do
+    not depend on the security layer.
+    """
+
+    id: str
+    name: str
+    role: str
+    hash: str  # hex SHA-256 of the secret: what a presented token is looked up by
+    created_at: float
+    last_used_at: float | None = None  # updated at most about once a minute
+    revoked_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class NewEvent:
     run_id: str
     type: str

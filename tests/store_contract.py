@@ -15,6 +15,7 @@ from aop_mcp.errors import (
     RunNotFound,
     StoreError,
     TaskRunNotFound,
+    TokenNotFound,
     WorkflowNotFound,
 )
 from aop_mcp.models import (
@@ -32,6 +33,7 @@ from aop_mcp.models import (
     TaskOutput,
     TaskRun,
     TaskStatus,
+    Token,
 )
 from aop_mcp.ports.store import Store
 
@@ -70,6 +72,10 @@ async def given_run(
 def a_dead_letter(letter_id: str, run_id: str = "run_1", **kw: object) -> DeadLetter:
     error = TaskError(FailureKind.EXIT_CODE, "exit 1", 1)
     return DeadLetter(letter_id, run_id, "a", 3, error, kw.pop("created_at", 200.0), **kw)  # type: ignore[arg-type]
+
+
+def a_token(token_id: str = "tok_1", *, created_at: float = 100.0, **kw: object) -> Token:
+    return Token(token_id, f"name of {token_id}", "operator", f"hash-{token_id}", created_at, **kw)  # type: ignore[arg-type]
 
 
 @pytest.mark.anyio
@@ -474,3 +480,54 @@ class StoreContract:
         await store.commit(Changes(cache={"k": TaskOutput(0, "two"), "j": TaskOutput(1)}))
         assert await store.get_cached_output("k") == TaskOutput(0, "two")
         assert await store.get_cached_output("j") == TaskOutput(1)
+
+    # Tokens ------------------------------------------------------------------------
+
+    async def test_saved_token_is_found_by_its_hash(self, store: Store) -> None:
+        token = a_token(last_used_at=101.0)
+        await store.save_token(token)
+        assert await store.find_token(token.hash) == token
+        assert await store.find_token("hash-of-something-else") is None
+
+    async def test_token_with_a_stored_hash_is_refused_and_nothing_is_written(
+        self, store: Store
+    ) -> None:
+        await store.save_token(a_token("tok_1"))
+        with pytest.raises(StoreError):
+            await store.save_token(replace(a_token("tok_2"), hash="hash-tok_1"))
+        with pytest.raises(StoreError):
+            await store.save_token(replace(a_token("tok_1"), hash="another-hash"))
+        assert [t.id for t in await store.list_tokens()] == ["tok_1"]
+        assert await store.find_token("another-hash") is None
+
+    async def test_list_tokens_is_oldest_first_and_keeps_revoked_ones(self, store: Store) -> None:
+        await store.save_token(a_token("tok_b", created_at=2.0))
+        await store.save_token(a_token("tok_c", created_at=1.0))
+        await store.save_token(a_token("tok_a", created_at=2.0, revoked_at=3.0))
+        assert [t.id for t in await store.list_tokens()] == ["tok_c", "tok_a", "tok_b"]
+
+    async def test_revoked_token_keeps_its_first_revocation_and_is_not_counted(
+        self, store: Store
+    ) -> None:
+        await store.save_token(a_token("tok_1"))
+        await store.save_token(a_token("tok_2"))
+        assert await store.count_tokens() == 2
+        revoked = await store.revoke_token("tok_1", 150.0)
+        assert revoked == replace(a_token("tok_1"), revoked_at=150.0)
+        assert await store.revoke_token("tok_1", 160.0) == revoked
+        assert await store.find_token("hash-tok_1") == revoked
+        assert await store.count_tokens() == 1
+
+    async def test_touched_token_records_when_it_was_last_used(self, store: Store) -> None:
+        await store.save_token(a_token("tok_1"))
+        await store.touch_token("tok_1", 120.0)
+        await store.touch_token("tok_1", 180.0)
+        assert await store.find_token("hash-tok_1") == replace(a_token(), last_used_at=180.0)
+
+    async def test_missing_token_raises_token_not_found(self, store: Store) -> None:
+        with pytest.raises(TokenNotFound) as caught:
+            await store.revoke_token("nope", 1.0)
+        assert caught.value.token_id == "nope"
+        with pytest.raises(TokenNotFound):
+            await store.touch_token("nope", 1.0)
+        assert await store.count_tokens() == 0

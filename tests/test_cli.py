@@ -358,7 +358,7 @@ def test_cancel_from_another_terminal_is_carried_out_by_the_driving_process(
 def test_commands_other_than_serve_do_not_load_the_web_stack() -> None:
     probe = (
         "import sys, aop_mcp.cli.commands; "
-        "print(sorted(m for m in ('starlette', 'uvicorn') if m in sys.modules))"
+        "print(sorted(m for m in ('mcp', 'starlette', 'uvicorn') if m in sys.modules))"
     )
     result = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=TIMEOUT

@@ -25,6 +25,7 @@ from aop_mcp.models import (
     TaskError,
     TaskRun,
     TaskStatus,
+    Token,
 )
 from aop_mcp.store import MemoryStore, SqliteStore, codec, open_store, sqlite_batch
 from aop_mcp.store.queries import QUERIES, migrations, parse_queries
@@ -196,13 +197,34 @@ def test_every_record_field_has_a_column() -> None:
     task_run = TaskRun("r", "a", TaskStatus.READY)
     attempt = _attempt("r", "a")
     letter = DeadLetter("dl", "r", "a", 1, TaskError(FailureKind.ERROR, "x"), 1.0)
+    token = Token("tok", "ci", "agent", "h", 1.0)
     for record, params in [
         (run, codec.run_params(run)),
         (task_run, codec.task_run_params(task_run)),
         (attempt, codec.attempt_params(attempt)),
         (letter, codec.dead_letter_params(letter)),
+        (token, codec.token_params(token)),
     ]:
         assert set(params) == {f.name for f in fields(record)}  # type: ignore[arg-type]
+
+
+async def test_every_record_field_is_a_column_of_its_table(store: SqliteStore) -> None:
+    tables = {
+        "runs": Run,
+        "task_runs": TaskRun,
+        "attempts": Attempt,
+        "dead_letters": DeadLetter,
+        "tokens": Token,
+    }
+    conn = sqlite3.connect(store.path)
+    try:
+        for table, record in tables.items():
+            columns = {
+                row[1] for row in conn.execute("SELECT * FROM pragma_table_info(?)", (table,))
+            }
+            assert {f.name for f in fields(record)} <= columns, table
+    finally:
+        conn.close()
 
 
 def test_named_queries_are_unique() -> None:

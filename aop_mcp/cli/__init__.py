@@ -39,6 +39,10 @@ def error_lines(err: AopError) -> list[str]:
     return [str(err)]
 
 
+#: Commands that run their own event loop (a server), rather than one `asyncio.run` here.
+_OWN_LOOP = frozenset({"serve", "stdio"})
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     # Imported here so `aop --version` and argument errors stay fast.
     from aop_mcp.cli import commands
@@ -48,6 +52,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         return commands.validate(args)
     settings = load_settings().with_db(args.db)
     handler = getattr(commands, args.command)
-    if args.command == "serve":
+    if args.command in _OWN_LOOP:
         return handler(args, settings)
     return asyncio.run(handler(args, settings))

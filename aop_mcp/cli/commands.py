@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,11 +18,17 @@ from aop_mcp.cli.render import (
     runs_table,
     task_outputs,
     to_json,
+    token_json,
+    tokens_table,
 )
 from aop_mcp.config import Settings
+from aop_mcp.engine.clock import SystemClock
 from aop_mcp.errors import AopError
 from aop_mcp.hub import Hub, open_hub
 from aop_mcp.models import Run, RunStatus
+from aop_mcp.security.principal import Role
+from aop_mcp.security.tokens import TokenService
+from aop_mcp.store import open_store
 from aop_mcp.workflow import parse_workflow, resolve_inputs
 
 #: Exit code after Ctrl-C, as a shell reports a process killed by SIGINT.
@@ -171,4 +178,60 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     if not 0 <= settings.port <= 65535:
         raise UsageError(f"--port must be between 0 and 65535, got {settings.port}")
     run_server(settings)
+    return 0
+
+
+def stdio(args: argparse.Namespace, settings: Settings) -> int:
+    """`aop stdio`: the MCP server on stdin/stdout. Nothing else may write to stdout."""
+    from aop_mcp.mcp.stdio import run_stdio  # the MCP SDK loads only here
+
+    return run_stdio(settings)
+
+
+@asynccontextmanager
+async def _token_service(settings: Settings) -> AsyncIterator[TokenService]:
+    # Tokens need only the store: no engine is started for them.
+    store = open_store(settings.db)
+    await store.open()
+    try:
+        yield TokenService(store, SystemClock())
+    finally:
+        await store.close()
+
+
+async def token_create(args: argparse.Namespace, settings: Settings) -> int:
+    """`aop token create --role ROLE`: the token on stdout, once; the rest on stderr."""
+    async with _token_service(settings) as tokens:
+        token, plaintext = await tokens.create(Role(args.role), args.name or "")
+    if args.json:
+        data = {"id": token.id, "name": token.name, "role": token.role, "token": plaintext}
+        print_json(data, sys.stdout)
+    else:
+        print(plaintext)
+    print(
+        f"aop: created {token.role} token {token.id} ({token.name}); "
+        "copy it now: it will not be shown again",
+        file=sys.stderr,
+    )
+    return 0
+
+
+async def token_list(args: argparse.Namespace, settings: Settings) -> int:
+    """`aop token list`: ids, names, roles and use; never secrets."""
+    async with _token_service(settings) as tokens:
+        listed = await tokens.list()
+    if args.json:
+        print_json([token_json(t) for t in listed], sys.stdout)
+    elif listed:
+        print(tokens_table(listed))
+    else:
+        print("no tokens", file=sys.stderr)
+    return 0
+
+
+async def token_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    """`aop token revoke ID`: the token stops working at once."""
+    async with _token_service(settings) as tokens:
+        token = await tokens.revoke(args.token_id)
+    print(f"revoked token {token.id} ({token.name})")
     return 0

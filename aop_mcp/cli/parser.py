@@ -6,6 +6,7 @@ import argparse
 from importlib.metadata import PackageNotFoundError, version
 
 from aop_mcp.models import RunStatus
+from aop_mcp.security.principal import Role
 
 
 def package_version() -> str:
@@ -56,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runs(commands, store, as_json)
     _add_dlq(commands, store, as_json, drive)
     _add_serve(commands, store)
+    _add_stdio(commands, store)
+    _add_token(commands, store, as_json)
     return parser
 
 
@@ -136,3 +139,34 @@ def _add_serve(commands: Commands, store: argparse.ArgumentParser) -> None:
     serve.add_argument("--host", help="interface to listen on (default: $AOP_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default: $AOP_PORT or 8765; 0: any)")
     serve.set_defaults(command="serve")
+
+
+def _add_stdio(commands: Commands, store: argparse.ArgumentParser) -> None:
+    stdio = commands.add_parser(
+        "stdio",
+        parents=[store],
+        help="run the MCP server over stdin/stdout, for an MCP client that starts it",
+    )
+    stdio.set_defaults(command="stdio")
+
+
+def _add_token(
+    commands: Commands, store: argparse.ArgumentParser, as_json: argparse.ArgumentParser
+) -> None:
+    token = commands.add_parser("token", help="bearer tokens: create, list and revoke")
+    sub = token.add_subparsers(dest="action", metavar="ACTION", required=True)
+    create = sub.add_parser(
+        "create", parents=[store, as_json], help="make a token and print it (only this once)"
+    )
+    create.add_argument(
+        "--role", required=True, choices=[str(r) for r in Role], help="what the token may do"
+    )
+    create.add_argument("--name", help="who or what uses it (default: the role)")
+    create.set_defaults(command="token_create")
+    listing = sub.add_parser(
+        "list", parents=[store, as_json], help="tokens, oldest first (never their secrets)"
+    )
+    listing.set_defaults(command="token_list")
+    revoke = sub.add_parser("revoke", parents=[store], help="stop a token from working")
+    revoke.add_argument("token_id", metavar="ID")
+    revoke.set_defaults(command="token_revoke")

@@ -10,7 +10,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, TextIO
 
-from aop_mcp.models import DeadLetter, Event, Run, TaskRun, TaskStatus
+from aop_mcp.models import DeadLetter, Event, Run, TaskRun, TaskStatus, Token
 
 _SHORT = 60  # characters of an error or output shown in a table cell
 
@@ -147,6 +147,34 @@ def dead_letters_table(letters: Sequence[DeadLetter]) -> str:
         for d in letters
     ]
     return table(("ID", "RUN", "TASK", "ATTEMPTS", "CREATED", "ERROR"), rows)
+
+
+def token_json(token: Token) -> dict[str, Any]:
+    """A token without its hash: listings have no use for it."""
+    return {
+        "id": token.id,
+        "name": token.name,
+        "role": token.role,
+        "created_at": token.created_at,
+        "last_used_at": token.last_used_at,
+        "revoked_at": token.revoked_at,
+    }
+
+
+def tokens_table(tokens: Sequence[Token]) -> str:
+    """`aop token list`."""
+    rows = [
+        (
+            t.id,
+            t.name,
+            t.role,
+            when(t.created_at),
+            when(t.last_used_at),
+            "active" if t.revoked_at is None else f"revoked {when(t.revoked_at)}",
+        )
+        for t in tokens
+    ]
+    return table(("ID", "NAME", "ROLE", "CREATED", "LAST USED", "STATUS"), rows)
 
 
 # --- live progress ----------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from aop_mcp.models import (
     RunStatus,
     TaskOutput,
     TaskRun,
+    Token,
     WorkflowVersion,
 )
 
@@ -139,4 +140,30 @@ class Store(Protocol):
 
     async def get_cached_output(self, key: str) -> TaskOutput | None:
         """The output stored under a task cache key, if any."""
+        ...
+
+    # Tokens ------------------------------------------------------------------
+
+    async def save_token(self, token: Token) -> None:
+        """Insert a token; raises StoreError if its id or hash is already stored."""
+        ...
+
+    async def find_token(self, hash: str) -> Token | None:
+        """The token whose secret has this SHA-256 hex digest (revoked or not), if any."""
+        ...
+
+    async def list_tokens(self) -> list[Token]:
+        """Every token, revoked ones too, oldest first."""
+        ...
+
+    async def revoke_token(self, token_id: str, now: float) -> Token:
+        """Mark a token revoked at `now` (a revoked one keeps its first time); TokenNotFound."""
+        ...
+
+    async def touch_token(self, token_id: str, now: float) -> None:
+        """Set a token's `last_used_at` to `now`; raises TokenNotFound."""
+        ...
+
+    async def count_tokens(self) -> int:
+        """How many tokens are not revoked."""
         ...

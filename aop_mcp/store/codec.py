@@ -24,6 +24,7 @@ from aop_mcp.models import (
     TaskOutput,
     TaskRun,
     TaskStatus,
+    Token,
     WorkflowVersion,
     dumps,
 )
@@ -231,3 +232,27 @@ def joined_lease_of(row: Row) -> RunLease | None:
         return None
     owner = Owner(row["lease_owner_id"], row["lease_owner_host"], row["lease_owner_pid"])
     return RunLease(row["id"], owner, row["lease_until"])
+
+
+def token_params(token: Token) -> dict[str, Any]:
+    return {
+        "id": token.id,
+        "name": token.name,
+        "role": token.role,
+        "hash": token.hash,
+        "created_at": token.created_at,
+        "last_used_at": token.last_used_at,
+        "revoked_at": token.revoked_at,
+    }
+
+
+def token_of(row: Row) -> Token:
+    return Token(
+        id=row["id"],
+        name=row["name"],
+        role=row["role"],
+        hash=row["hash"],
+        created_at=row["created_at"],
+        last_used_at=row["last_used_at"],
+        revoked_at=row["revoked_at"],
+    )

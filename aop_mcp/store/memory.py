@@ -16,6 +16,7 @@ from aop_mcp.errors import (
     RunNotFound,
     StoreError,
     TaskRunNotFound,
+    TokenNotFound,
     WorkflowNotFound,
 )
 from aop_mcp.models import (
@@ -31,6 +32,7 @@ from aop_mcp.models import (
     RunStatus,
     TaskOutput,
     TaskRun,
+    Token,
     WorkflowVersion,
 )
 from aop_mcp.store import codec
@@ -53,6 +55,8 @@ class MemoryStore:
         self._dead_letters: dict[str, DeadLetter] = {}
         self._cache: dict[str, TaskOutput] = {}
         self._leases: dict[str, RunLease] = {}
+        self._tokens: dict[str, Token] = {}
+        self._token_by_hash: dict[str, str] = {}
 
     async def open(self) -> None:
         """Mark the store open. Idempotent."""
@@ -246,6 +250,54 @@ class MemoryStore:
         """The output stored under a task cache key, if any."""
         self._check_open()
         return self._cache.get(key)
+
+    # Tokens ------------------------------------------------------------------------
+
+    async def save_token(self, token: Token) -> None:
+        """Insert a token; raises StoreError if its id or hash is already stored."""
+        self._check_open()
+        _require(token.id not in self._tokens, f"token {token.id!r} exists")
+        _require(
+            token.hash not in self._token_by_hash,
+            f"a token with the same secret as {token.id!r} is already stored",
+        )
+        self._tokens[token.id] = token
+        self._token_by_hash[token.hash] = token.id
+
+    async def find_token(self, hash: str) -> Token | None:
+        """The token whose secret has this SHA-256 hex digest (revoked or not), if any."""
+        self._check_open()
+        token_id = self._token_by_hash.get(hash)
+        return None if token_id is None else self._tokens[token_id]
+
+    async def list_tokens(self) -> list[Token]:
+        """Every token, revoked ones too, oldest first."""
+        self._check_open()
+        return sorted(self._tokens.values(), key=lambda t: (t.created_at, t.id))
+
+    async def revoke_token(self, token_id: str, now: float) -> Token:
+        """Mark a token revoked at `now` (a revoked one keeps its first time); TokenNotFound."""
+        self._check_open()
+        token = self._token(token_id)
+        if token.revoked_at is None:
+            token = self._tokens[token_id] = replace(token, revoked_at=now)
+        return token
+
+    async def touch_token(self, token_id: str, now: float) -> None:
+        """Set a token's `last_used_at` to `now`; raises TokenNotFound."""
+        self._check_open()
+        self._tokens[token_id] = replace(self._token(token_id), last_used_at=now)
+
+    async def count_tokens(self) -> int:
+        """How many tokens are not revoked."""
+        self._check_open()
+        return sum(token.revoked_at is None for token in self._tokens.values())
+
+    def _token(self, token_id: str) -> Token:
+        try:
+            return self._tokens[token_id]
+        except KeyError:
+            raise TokenNotFound(token_id) from None
 
     # Validate, then apply ------------------------------------------------------------
 

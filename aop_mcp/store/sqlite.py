@@ -28,6 +28,7 @@ from aop_mcp.models import (
     RunStatus,
     TaskOutput,
     TaskRun,
+    Token,
     WorkflowVersion,
 )
 from aop_mcp.store import sqlite_ops as ops
@@ -197,6 +198,32 @@ class SqliteStore:
     async def get_cached_output(self, key: str) -> TaskOutput | None:
         """The output stored under a task cache key, if any."""
         return await self._hop(ops.get_cached_output, key)
+
+    # Tokens ------------------------------------------------------------------------
+
+    async def save_token(self, token: Token) -> None:
+        """Insert a token; raises StoreError if its id or hash is already stored."""
+        await self._write(ops.save_token, token)
+
+    async def find_token(self, hash: str) -> Token | None:
+        """The token whose secret has this SHA-256 hex digest (revoked or not), if any."""
+        return await self._hop(ops.find_token, hash)
+
+    async def list_tokens(self) -> list[Token]:
+        """Every token, revoked ones too, oldest first."""
+        return await self._hop(ops.list_tokens)
+
+    async def revoke_token(self, token_id: str, now: float) -> Token:
+        """Mark a token revoked at `now` (a revoked one keeps its first time); TokenNotFound."""
+        return await self._write(ops.revoke_token, token_id, now)
+
+    async def touch_token(self, token_id: str, now: float) -> None:
+        """Set a token's `last_used_at` to `now`; raises TokenNotFound."""
+        await self._write(ops.touch_token, token_id, now)
+
+    async def count_tokens(self) -> int:
+        """How many tokens are not revoked."""
+        return await self._hop(ops.count_tokens)
 
 
 def _prepare(conn: sqlite3.Connection) -> None:

@@ -11,7 +11,14 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from aop_mcp.errors import DeadLetterNotFound, RunNotFound, TaskRunNotFound, WorkflowNotFound
+from aop_mcp.errors import (
+    DeadLetterNotFound,
+    RunNotFound,
+    StoreError,
+    TaskRunNotFound,
+    TokenNotFound,
+    WorkflowNotFound,
+)
 from aop_mcp.models import (
     Attempt,
     Changes,
@@ -24,6 +31,7 @@ from aop_mcp.models import (
     RunStatus,
     TaskOutput,
     TaskRun,
+    Token,
     WorkflowVersion,
     dumps,
 )
@@ -131,6 +139,27 @@ def get_cached_output(conn: Conn, key: str) -> TaskOutput | None:
     return None if row is None else codec.output_of(row["output"])
 
 
+def get_token(conn: Conn, token_id: str) -> Token:
+    row = _one(conn, "get_token", {"id": token_id})
+    if row is None:
+        raise TokenNotFound(token_id)
+    return codec.token_of(row)
+
+
+def find_token(conn: Conn, hash: str) -> Token | None:
+    row = _one(conn, "find_token", {"hash": hash})
+    return None if row is None else codec.token_of(row)
+
+
+def list_tokens(conn: Conn) -> list[Token]:
+    return [codec.token_of(row) for row in _all(conn, "list_tokens", {})]
+
+
+def count_tokens(conn: Conn) -> int:
+    count: int = conn.execute(Q["count_tokens"]).fetchone()[0]
+    return count
+
+
 # Writes: each runs inside the transaction of a batch --------------------------------
 
 
@@ -212,6 +241,26 @@ def renew_leases(conn: Conn, owner: Owner, lease_until: float) -> int:
     params = {"owner_id": owner.id, "lease_until": lease_until}
     conn.execute(Q["renew_attempt_leases"], params)
     return conn.execute(Q["renew_run_leases"], params).rowcount
+
+
+def save_token(conn: Conn, token: Token) -> None:
+    # Checked first for a message that says what clashed; the UNIQUE constraint still holds.
+    if find_token(conn, token.hash) is not None:
+        raise StoreError(
+            f"cannot save token {token.id!r}: a token with the same secret is already stored; "
+            "nothing was written"
+        )
+    conn.execute(Q["insert_token"], codec.token_params(token))
+
+
+def revoke_token(conn: Conn, token_id: str, now: float) -> Token:
+    conn.execute(Q["revoke_token"], {"id": token_id, "now": now})
+    return get_token(conn, token_id)
+
+
+def touch_token(conn: Conn, token_id: str, now: float) -> None:
+    if conn.execute(Q["touch_token"], {"id": token_id, "now": now}).rowcount != 1:
+        raise TokenNotFound(token_id)
 
 
 def _put_many(conn: Conn, query: str, rows: list[dict[str, Any]]) -> None:

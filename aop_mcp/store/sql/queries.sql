@@ -235,3 +235,25 @@ UPDATE attempts SET lease_until = :lease_until WHERE worker = :owner_id AND stat
 
 -- name: release_lease
 DELETE FROM run_leases WHERE run_id = :run_id
+
+-- name: insert_token
+INSERT INTO tokens (id, name, role, hash, created_at, last_used_at, revoked_at)
+VALUES (:id, :name, :role, :hash, :created_at, :last_used_at, :revoked_at)
+
+-- name: get_token
+SELECT * FROM tokens WHERE id = :id
+
+-- name: find_token
+SELECT * FROM tokens WHERE hash = :hash
+
+-- name: list_tokens
+SELECT * FROM tokens ORDER BY created_at, id
+
+-- name: revoke_token
+UPDATE tokens SET revoked_at = coalesce(revoked_at, :now) WHERE id = :id
+
+-- name: touch_token
+UPDATE tokens SET last_used_at = :now WHERE id = :id
+
+-- name: count_tokens
+SELECT count(*) FROM tokens WHERE revoked_at IS NULL
