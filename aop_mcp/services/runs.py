@@ -58,6 +58,20 @@ class RunService:
         With an `idempotency_key` already used, the run it started is returned instead and
         nothing new is started. Raises WorkflowNotFound or InvalidInputs.
         """
+        run, _ = await self.start_or_get(
+            workflow, inputs, idempotency_key=idempotency_key, version=version
+        )
+        return run
+
+    async def start_or_get(
+        self,
+        workflow: str,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+        version: int | None = None,
+    ) -> tuple[Run, bool]:
+        """`start`, also telling whether this call started the run (False: the key's run)."""
         stored = await self._store.get_workflow(workflow, version)
         document, graph = await self._engine.definition(stored.name, stored.version)
         resolved = resolve_inputs(document, inputs or {})
@@ -79,7 +93,7 @@ class RunService:
         run, created = await self._store.create_run(run, task_runs, [created_event])
         if created:
             await self._engine.submit(run, task_runs)
-        return run
+        return run, created
 
     async def get(self, run_id: str) -> RunDetail:
         """A run and its task runs; raises RunNotFound."""

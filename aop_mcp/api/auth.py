@@ -1,0 +1,73 @@
+"""Who may call the REST API: bearer tokens, and the one rule of which role may do what.
+
+Refusals are logged with the method, path, client and reason; never with the token.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.requests import Request
+
+from aop_mcp.api.problems import Forbidden, Unauthorized
+from aop_mcp.hub import Hub
+from aop_mcp.security.principal import Principal, Role
+
+log = logging.getLogger("aop_mcp.api.auth")
+
+#: Methods that only read: every role may use them.
+READ_METHODS = frozenset({"GET", "HEAD"})
+#: Roles that may also change things through this API (define, run, cancel, retry, replay).
+WRITE_ROLES = frozenset({Role.ADMIN, Role.OPERATOR})
+
+_CHALLENGE = 'Bearer realm="aop-mcp"'
+
+
+def may(role: Role, method: str) -> bool:
+    """The role rule: reads are open to every role, writes to operators and admins.
+
+    Agents only read here; the routes they pull work through come with the Agent Manager.
+    """
+    return method.upper() in READ_METHODS or role in WRITE_ROLES
+
+
+def bearer_token(request: Request) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, if there is one."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+async def authenticate(request: Request, hub: Hub) -> Principal:
+    """The caller, from its bearer token; raises Unauthorized (401) without a valid one."""
+    token = bearer_token(request)
+    if token is None:
+        _refuse(request, "no bearer token")
+        raise Unauthorized(
+            "this route needs an `Authorization: Bearer <token>` header",
+            headers={"WWW-Authenticate": _CHALLENGE},
+        )
+    principal = await hub.tokens.verify(token)
+    if principal is None:
+        _refuse(request, "unknown or revoked token")
+        raise Unauthorized(
+            "the bearer token is unknown or revoked; ask an admin for a token",
+            headers={"WWW-Authenticate": f'{_CHALLENGE}, error="invalid_token"'},
+        )
+    return principal
+
+
+def authorize(request: Request, principal: Principal) -> None:
+    """Raises Forbidden (403) unless the principal's role may use this method."""
+    if may(principal.role, request.method):
+        return
+    _refuse(request, f"role {principal.role} of {principal.name!r} may only read")
+    raise Forbidden(
+        f"the {principal.role} role may only read (GET); "
+        f"{request.method} needs an operator or admin token"
+    )
+
+
+def _refuse(request: Request, reason: str) -> None:
+    client = request.client.host if request.client else "unknown client"
+    log.warning("refused %s %s from %s: %s", request.method, request.url.path, client, reason)

@@ -1,0 +1,1 @@
+"""The REST handlers, one module per resource; `aop_mcp.api.routes` lists them all."""

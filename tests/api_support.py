@@ -1,0 +1,114 @@
+"""A real uvicorn server on 127.0.0.1 serving the REST API, for the API tests.
+
+The server runs as a task in the test's event loop; its lifespan opens a hub on a SQLite file
+like `aop serve` does, and the API is mounted at `/api/v1`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from aop_mcp.api import close_event_streams, create_api
+from aop_mcp.config import Settings
+from aop_mcp.hub import Hub, open_hub
+from aop_mcp.security.principal import Role
+
+WAIT = 20  # seconds any single wait in a test may take before it fails
+PREFIX = "/api/v1"
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server that says when it listens, and ends event streams as it stops."""
+
+    def __init__(self, config: uvicorn.Config, api: Starlette) -> None:
+        super().__init__(config)
+        self.api = api
+        self.ready = asyncio.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().startup(sockets)
+        finally:
+            self.ready.set()  # also when the lifespan failed: the test sees `started` False
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        close_event_streams(self.api)  # uvicorn waits for open responses before it returns
+        await super().shutdown(sockets)
+
+    @property
+    def port(self) -> int:
+        return self.servers[0].sockets[0].getsockname()[1]
+
+
+@dataclass
+class ApiServer:
+    hub: Hub
+    base_url: str
+    operator: str  # plaintext tokens
+    viewer: str
+    agent: str
+
+    def client(self, token: str | None = "operator", **kwargs: Any) -> httpx2.AsyncClient:
+        """A client of the API; `token` is a role's name, a literal token, or None."""
+        known = {"operator": self.operator, "viewer": self.viewer, "agent": self.agent}
+        secret = known.get(token, token) if token is not None else None
+        headers = {"Authorization": f"Bearer {secret}"} if secret is not None else {}
+        return httpx2.AsyncClient(
+            base_url=self.base_url, headers=headers, timeout=WAIT, trust_env=False, **kwargs
+        )
+
+
+def _app(tmp_path: Path, holder: dict[str, Hub], api: Starlette) -> Starlette:
+    settings = Settings(data_dir=tmp_path / "data", db=tmp_path / "aop.db")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with open_hub(settings, adopt_orphans=True) as hub:
+            holder["hub"] = hub
+            yield
+
+    return Starlette(routes=[Mount(PREFIX, app=api)], lifespan=lifespan)
+
+
+@contextlib.asynccontextmanager
+async def serving(tmp_path: Path, *, heartbeat: float = 15.0) -> AsyncIterator[ApiServer]:
+    """Serve the API on a free port until the block ends; tokens for three roles."""
+    holder: dict[str, Hub] = {}
+    api = create_api(lambda: holder["hub"], heartbeat=heartbeat)
+    config = uvicorn.Config(
+        _app(tmp_path, holder, api),
+        host="127.0.0.1",
+        port=0,
+        lifespan="on",
+        log_config=None,
+        ws="none",
+        http="h11",
+    )
+    server = _Server(config, api)
+    task = asyncio.create_task(server.serve())
+    try:
+        with anyio.fail_after(WAIT):
+            await server.ready.wait()
+        assert server.started, "the test server did not start"
+        hub = holder["hub"]
+        tokens = [(await hub.tokens.create(role, role.value))[1] for role in _ROLES]
+        yield ApiServer(hub, f"http://127.0.0.1:{server.port}{PREFIX}", *tokens)
+    finally:
+        server.should_exit = True
+        with anyio.fail_after(WAIT):
+            await task
+
+
+_ROLES = (Role.OPERATOR, Role.VIEWER, Role.AGENT)
