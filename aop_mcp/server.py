@@ -1,8 +1,13 @@
-"""`aop serve`: the HTTP server. For now only a health check; MCP and REST come next.
+"""`aop serve`: the HTTP server. `/healthz`, MCP (streamable HTTP) at `/mcp`, REST beside it.
 
 The app's lifespan opens the hub with `adopt_orphans=True`, so the server resumes every run
 a crashed process left behind, and stops the engine on the way out (running attempts are
-recorded as interrupted and resume at the next start).
+recorded as interrupted and resume at the next start). It also makes sure the server can be
+reached (`hub.tokens.bootstrap`: the first admin token is printed once) and runs the MCP
+session manager, since the lifespan of a mounted app never runs.
+
+`/mcp` needs `Authorization: Bearer <token>`; a missing or wrong token gets 401 (logged,
+without the token). Host-header checks against DNS rebinding stay on for a loopback host.
 """
 
 from __future__ import annotations
@@ -20,11 +25,19 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
+from aop_mcp.api import close_event_streams, create_api
 from aop_mcp.config import Settings
 from aop_mcp.errors import AopError
 from aop_mcp.hub import Hub, open_hub
+from aop_mcp.mcp.auth import RefusalLog, bearer_auth
+from aop_mcp.mcp.http import transport_security
+from aop_mcp.mcp.server import create_mcp
+
+#: Where the REST API is mounted.
+API_PREFIX = "/api/v1"
+MCP_PATH = "/mcp"
 
 
 def database_label(settings: Settings) -> str:
@@ -53,22 +66,65 @@ async def healthz(request: Request) -> JSONResponse:
     )
 
 
+def base_url(host: str, port: int) -> str:
+    """The server's URL as a client writes it (IPv6 hosts in brackets)."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def announce_token(host: str, port: int, token: str) -> None:
+    """Print the first admin token once, with where to use it (stderr, never a log file)."""
+    url = base_url(host, port)
+    print(
+        f"MCP: {url}{MCP_PATH}\nREST: {url}{API_PREFIX}\n"
+        f"token: {token}\n(the first admin token: shown once, keep it somewhere safe)",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def create_app(settings: Settings) -> Starlette:
     """The ASGI app; its lifespan holds the hub (on `app.state.hub`)."""
+    door = create_mcp(auth=bearer_auth(base_url(settings.host, settings.port)))
+    mcp_app = door.server.streamable_http_app(
+        streamable_http_path=MCP_PATH,
+        transport_security=transport_security(settings.host, settings.port),
+        host=settings.host,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
             async with open_hub(settings, adopt_orphans=True) as hub:
                 app.state.hub = hub
-                yield
+                await _bootstrap_token(app, hub, settings)
+                async with door.attached(hub), door.server.session_manager.run():
+                    yield
         except AopError as err:
             app.state.hub_error = err  # `serve` reports it as one line, not a traceback
             raise
 
-    app = Starlette(routes=[Route("/healthz", healthz)], lifespan=lifespan)
+    api = create_api(door.get_hub)
+    routes = [
+        Route("/healthz", healthz),
+        Mount(API_PREFIX, app=api),
+        Mount("/", app=RefusalLog(mcp_app)),  # last: /mcp, and 404 for anything else
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.state.hub_error = None
+    app.state.first_token = None
+    app.state.mcp = door
+    app.state.api = api
     return app
+
+
+async def _bootstrap_token(app: Starlette, hub: Hub, settings: Settings) -> None:
+    token = await hub.tokens.bootstrap(settings.token)
+    if token is None:
+        return
+    if settings.port:
+        announce_token(settings.host, settings.port, token)
+    else:  # port 0: only the server knows the real port once it listens (`_Server`)
+        app.state.first_token = token
 
 
 class _Server(uvicorn.Server):
@@ -92,6 +148,17 @@ class _Server(uvicorn.Server):
             file=sys.stderr,
             flush=True,
         )
+        app = self.config.app
+        if isinstance(app, Starlette) and app.state.first_token is not None:
+            announce_token(host, port, app.state.first_token)
+            app.state.first_token = None
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """End open event streams first: uvicorn waits for every open response to finish."""
+        app = self.config.app
+        if isinstance(app, Starlette):
+            close_event_streams(app.state.api)
+        await super().shutdown(sockets)
 
 
 class _Stop(Exception):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import IO
@@ -120,8 +122,9 @@ def test_serve_resumes_a_run_whose_process_was_killed(tmp_path: Path) -> None:
     finally:
         cli.kill()  # SIGKILL: the run is left running, as after a crash
         cli.communicate(timeout=TIMEOUT)
-    # A crashed engine's subprocess outlives it (its own session); this test started it.
-    os.killpg(task_pid, signal.SIGKILL)
+    # The task dies with its engine (parent-death signal); make sure before the restart.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(task_pid, signal.SIGKILL)
     port = free_port()
     server = spawn(tmp_path, "serve", "--port", str(port), "--db", str(db))
     try:
@@ -143,3 +146,51 @@ def test_serve_with_an_unusable_database_says_so_in_one_line(tmp_path: Path) -> 
     errors = [line for line in err.splitlines() if line.startswith("aop: error:")]
     assert len(errors) == 1
     assert "cannot open the SQLite store" in errors[0]
+
+
+def get(url: str, token: str | None) -> tuple[int, dict[str, object]]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as resp:
+            return resp.status, json.load(resp)
+    except urllib.error.HTTPError as err:
+        with err:
+            return err.code, json.load(err)
+
+
+@pytest.mark.slow
+def test_serve_puts_rest_and_mcp_behind_the_token_and_stops_with_a_stream_open(
+    tmp_path: Path,
+) -> None:
+    port, token = free_port(), "aop_test_" + "x" * 24
+    env = {**env_for(tmp_path), "AOP_TOKEN": token}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aop_mcp", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        read_until(proc.stderr, "aop-mcp serving on", TIMEOUT)
+        assert get(f"{base}/api/v1/workflows", token) == (200, {"items": []})
+        status, problem = get(f"{base}/api/v1/workflows", None)
+        assert status == 401
+        assert problem["status"] == 401
+        assert get(f"{base}/api/v1/openapi.json", None)[0] == 200
+        mcp = urllib.request.Request(f"{base}/mcp", data=b"{}", method="POST")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(mcp, timeout=TIMEOUT)
+        refused.value.close()
+        assert refused.value.code == 401
+        events = urllib.request.Request(
+            f"{base}/api/v1/events", headers={"Authorization": f"Bearer {token}"}
+        )
+        with urllib.request.urlopen(events, timeout=TIMEOUT) as stream:
+            assert stream.headers["Content-Type"].startswith("text/event-stream")
+            assert stop(proc) == 0  # the open event stream does not hold the shutdown
+    finally:
+        proc.kill()
+        proc.communicate(timeout=TIMEOUT)
