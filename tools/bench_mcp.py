@@ -93,8 +93,8 @@ async def hub_calls(client: Client) -> Call:
     """Define and finish one run, then return a `run_status` call on it."""
     await client.call_tool("workflow_define", {"document": WORKFLOW})
     started = await client.call_tool("run_start", {"workflow": "bench"})
-    run_id = started.structured_content["run_id"]
-    await client.call_tool("run_wait", {"run_id": run_id, "timeout": 30})
+    run_id = started.structured_content["id"]
+    await client.call_tool("run_wait", {"run_id": run_id, "timeout_seconds": 30})
 
     async def call() -> object:
         result = await client.call_tool("run_status", {"run_id": run_id})

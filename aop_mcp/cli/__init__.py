@@ -40,13 +40,20 @@ def error_lines(err: AopError) -> list[str]:
 
 
 #: Commands that run their own event loop (a server), rather than one `asyncio.run` here.
-_OWN_LOOP = frozenset({"serve", "stdio"})
+_OWN_LOOP = frozenset({"serve"})
 
 
 def _dispatch(args: argparse.Namespace) -> int:
     # Imported here so `aop --version` and argument errors stay fast.
-    from aop_mcp.cli import commands
     from aop_mcp.config import load_settings
+
+    if args.command == "stdio":
+        # Straight to the server: an MCP client waits for `initialize`, and the command
+        # modules (the hub, the engine) would only add to that wait.
+        from aop_mcp.mcp.stdio import run_stdio
+
+        return run_stdio(load_settings().with_db(args.db))
+    from aop_mcp.cli import commands
 
     if args.command == "validate":
         return commands.validate(args)

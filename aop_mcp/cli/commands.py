@@ -181,13 +181,6 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def stdio(args: argparse.Namespace, settings: Settings) -> int:
-    """`aop stdio`: the MCP server on stdin/stdout. Nothing else may write to stdout."""
-    from aop_mcp.mcp.stdio import run_stdio  # the MCP SDK loads only here
-
-    return run_stdio(settings)
-
-
 @asynccontextmanager
 async def _token_service(settings: Settings) -> AsyncIterator[TokenService]:
     # Tokens need only the store: no engine is started for them.
