@@ -53,6 +53,18 @@ class TaskRunNotFound(NotFound):
         self.task_id = task_id
 
 
+class AttemptNotFound(NotFound):
+    def __init__(self, run_id: str, task_id: str, number: int | None, attempts: int) -> None:
+        made = (
+            "has not started an attempt yet" if attempts == 0 else f"has attempts 1 to {attempts}"
+        )
+        wanted = "" if number is None else f"; no attempt {number}"
+        super().__init__(f"task {task_id!r} of run {run_id!r} {made}{wanted}")
+        self.run_id = run_id
+        self.task_id = task_id
+        self.number = number
+
+
 class DeadLetterNotFound(NotFound):
     def __init__(self, dead_letter_id: str) -> None:
         super().__init__(

@@ -30,16 +30,6 @@ _HINTS: tuple[tuple[type[AopError], str], ...] = (
 )
 
 
-class AttemptNotFound(NotFound):
-    """The task run has no attempt with that number."""
-
-    def __init__(self, run_id: str, task_id: str, number: int, attempts: int) -> None:
-        what = (
-            "has not started an attempt yet" if attempts == 0 else f"has attempts 1 to {attempts}"
-        )
-        super().__init__(f"task {task_id!r} of run {run_id!r} {what}; no attempt {number}")
-
-
 def problem_lines(problems: list[Problem]) -> list[str]:
     """One line per problem, naming the task and the field at fault."""
     return [f"- {problem}" for problem in problems]

@@ -8,7 +8,8 @@ from mcp.server.mcpserver import MCPServer
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from aop_mcp.mcp.errors import AttemptNotFound, tool_errors
+from aop_mcp.errors import AttemptNotFound
+from aop_mcp.mcp.errors import tool_errors
 from aop_mcp.mcp.holder import HubHolder
 from aop_mcp.mcp.views import (
     LogsView,
@@ -18,7 +19,8 @@ from aop_mcp.mcp.views import (
     task_detail_view,
     task_run_view,
 )
-from aop_mcp.models import Attempt, TaskStatus
+from aop_mcp.models import TaskStatus
+from aop_mcp.services.task_logs import task_logs as task_logs_of
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 RunId = Annotated[str, Field(description="the run's id")]
@@ -28,16 +30,6 @@ TaskId = Annotated[str, Field(description="the task's id, as the workflow docume
 class TaskListView(BaseModel):
     run_id: str
     tasks: list[TaskRunView] = Field(description="in graph order")
-
-
-def pick_attempt(attempts: list[Attempt], run_id: str, task_id: str, number: int | None) -> Attempt:
-    """The attempt with `number`, else the latest one; raises AttemptNotFound."""
-    if number is None and attempts:
-        return attempts[-1]
-    for attempt in attempts:
-        if attempt.number == number:
-            return attempt
-    raise AttemptNotFound(run_id, task_id, number or 1, len(attempts))
 
 
 def register(server: MCPServer, hubs: HubHolder) -> None:
@@ -84,6 +76,7 @@ def register(server: MCPServer, hubs: HubHolder) -> None:
         Omit `attempt` for the latest; task_get lists every attempt with its number.
         """
         hub = await hubs.wait_hub()
-        detail = await hub.runs.task(run_id, task_id)
-        chosen = pick_attempt(detail.attempts, run_id, task_id, attempt)
-        return logs_view(chosen, len(detail.attempts), hub.settings.output_cap)
+        logs = await task_logs_of(hub.runs, run_id, task_id, attempt)
+        if logs.attempt is None:
+            raise AttemptNotFound(run_id, task_id, None, 0)
+        return logs_view(logs.attempt, logs.attempts, hub.settings.output_cap)

@@ -4,20 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aop_mcp.errors import NotFound
+from aop_mcp.errors import AttemptNotFound
 from aop_mcp.models import Attempt
 from aop_mcp.services.runs import RunService
-
-
-class AttemptNotFound(NotFound):
-    def __init__(self, run_id: str, task_id: str, number: int, attempts: int) -> None:
-        super().__init__(
-            f"task {task_id!r} of run {run_id!r} has no attempt {number}; "
-            f"it has made {attempts} attempt(s), numbered from 1"
-        )
-        self.run_id = run_id
-        self.task_id = task_id
-        self.number = number
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +19,7 @@ class TaskLogs:
     run_id: str
     task_id: str
     attempt: Attempt | None
+    attempts: int  # how many attempts the task has made
 
     @property
     def stdout(self) -> str:
@@ -52,8 +42,8 @@ async def task_logs(
     detail = await runs.task(run_id, task_id)
     if number is None:
         latest = detail.attempts[-1] if detail.attempts else None
-        return TaskLogs(run_id, task_id, latest)
+        return TaskLogs(run_id, task_id, latest, len(detail.attempts))
     for attempt in detail.attempts:
         if attempt.number == number:
-            return TaskLogs(run_id, task_id, attempt)
+            return TaskLogs(run_id, task_id, attempt, len(detail.attempts))
     raise AttemptNotFound(run_id, task_id, number, len(detail.attempts))
