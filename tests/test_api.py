@@ -324,6 +324,9 @@ async def test_runs_are_listed_newest_first_in_pages_and_filtered(api, client) -
     rest = (await client.get("/runs", params={"limit": 3, "cursor": page["next_cursor"]})).json()
     assert [r["id"] for r in rest["items"]] == [started[1], started[0]]
     assert rest["next_cursor"] is None
+    exactly_all = (await client.get("/runs", params={"limit": 4})).json()
+    assert len(exactly_all["items"]) == 4
+    assert exactly_all["next_cursor"] is None  # a full last page says it is the last
     only_failed = (await client.get("/runs?status=failed,cancelled")).json()
     assert [r["id"] for r in only_failed["items"]] == [failed]
     by_name = (await client.get("/runs", params={"workflow": "hello"})).json()

@@ -20,7 +20,7 @@ from aop_mcp.models import (
     TaskRun,
     WorkflowVersion,
 )
-from aop_mcp.services.runs import RunDetail, TaskDetail
+from aop_mcp.services.runs import RunDetail, RunPage, TaskDetail
 from aop_mcp.services.task_logs import TaskLogs
 from aop_mcp.workflow import WorkflowDocument
 
@@ -146,10 +146,9 @@ def run_detail(detail: RunDetail) -> s.RunDetailView:
     return s.RunDetailView(run=run(detail.run), tasks=task_runs(detail.tasks).items)
 
 
-def run_page(runs: Sequence[Run], limit: int) -> s.RunPage:
-    """A page of runs; a full page points at the next one."""
-    cursor = runs[-1].id if len(runs) == limit and runs else None
-    return s.RunPage(items=[run(item) for item in runs], next_cursor=cursor)
+def run_page(page: RunPage) -> s.RunPage:
+    """A page of runs, pointing at the next page unless it is the last."""
+    return s.RunPage(items=[run(item) for item in page.runs], next_cursor=page.next_cursor)
 
 
 def task_runs(records: Sequence[TaskRun]) -> s.TaskRunList:

@@ -47,7 +47,7 @@ def _drive_options() -> argparse.ArgumentParser:
 def build_parser() -> argparse.ArgumentParser:
     """The whole `aop` parser; each command sets `command` to its handler's name."""
     parser = argparse.ArgumentParser(
-        prog="aop", description="aop-mcp: a durable workflow engine (and soon an MCP server)."
+        prog="aop", description="aop-mcp: an MCP server and durable workflow engine."
     )
     parser.add_argument("--version", action="version", version=f"aop-mcp {package_version()}")
     commands = parser.add_subparsers(dest="group", metavar="COMMAND", required=True)

@@ -122,13 +122,8 @@ def _register_list_and_control(server: MCPServer, hubs: HubHolder) -> None:
         the next page.
         """
         hub = await hubs.wait_hub()
-        # One run more than asked tells whether another page exists.
-        runs = await hub.runs.list(
-            workflow=workflow, statuses=status, limit=limit + 1, before=cursor
-        )
-        page = runs[:limit]
-        next_cursor = page[-1].id if len(runs) > limit else None
-        return RunListView(runs=[run_view(r) for r in page], next_cursor=next_cursor)
+        page = await hub.runs.page(workflow=workflow, statuses=status, limit=limit, cursor=cursor)
+        return RunListView(runs=[run_view(r) for r in page.runs], next_cursor=page.next_cursor)
 
     @server.tool(annotations=ToolAnnotations(destructive_hint=True, open_world_hint=False))
     @tool_errors

@@ -34,6 +34,12 @@ class RunDetail:
 
 
 @dataclass(frozen=True, slots=True)
+class RunPage:
+    runs: list[Run]
+    next_cursor: str | None  # pass as `cursor` for the next page; None: this is the last
+
+
+@dataclass(frozen=True, slots=True)
 class TaskDetail:
     task: TaskRun
     attempts: list[Attempt]
@@ -112,6 +118,20 @@ class RunService:
         return await self._store.list_runs(
             workflow=workflow, statuses=statuses, limit=limit, before=before
         )
+
+    async def page(
+        self,
+        *,
+        workflow: str | None = None,
+        statuses: Sequence[RunStatus] | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> RunPage:
+        """One page of `list`; `next_cursor` is None on the last page."""
+        # One run more than asked tells whether another page exists.
+        runs = await self.list(workflow=workflow, statuses=statuses, limit=limit + 1, before=cursor)
+        page = runs[:limit]
+        return RunPage(page, page[-1].id if len(runs) > limit else None)
 
     async def task(self, run_id: str, task_id: str) -> TaskDetail:
         """One task run with all its attempts; raises TaskRunNotFound."""

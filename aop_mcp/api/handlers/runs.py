@@ -28,13 +28,13 @@ async def start_run(call: Call) -> Response:
 async def list_runs(call: Call) -> Response:
     """`GET /runs`: newest first, filtered, one page at a time."""
     query = call.query
-    runs = await call.hub.runs.list(
+    page = await call.hub.runs.page(
         workflow=query.workflow,
         statuses=query.status or None,
         limit=query.limit,
-        before=query.cursor,
+        cursor=query.cursor,
     )
-    return reply(views.run_page(runs, query.limit))
+    return reply(views.run_page(page))
 
 
 async def get_run(call: Call) -> Response:
