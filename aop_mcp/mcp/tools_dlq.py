@@ -6,15 +6,15 @@ from typing import Annotated
 
 from mcp.server.mcpserver import MCPServer
 from mcp_types import ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from aop_mcp.mcp.auth import require_writer
 from aop_mcp.mcp.errors import tool_errors
 from aop_mcp.mcp.holder import HubHolder
-from aop_mcp.mcp.views import DeadLetterView, RunView, dead_letter_view, run_view
+from aop_mcp.mcp.views import DeadLetterView, RunView, View, dead_letter_view, run_view
 
 
-class DeadLetterListView(BaseModel):
+class DeadLetterListView(View):
     dead_letters: list[DeadLetterView] = Field(description="oldest first")
 
 

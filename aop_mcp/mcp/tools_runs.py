@@ -6,12 +6,12 @@ from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from aop_mcp.mcp.auth import require_writer
 from aop_mcp.mcp.errors import tool_errors
 from aop_mcp.mcp.holder import HubHolder
-from aop_mcp.mcp.views import RunDetailView, RunView, run_detail_view, run_view
+from aop_mcp.mcp.views import RunDetailView, RunView, View, run_detail_view, run_view
 from aop_mcp.mcp.waiting import follow_run
 from aop_mcp.models import RunStatus
 
@@ -23,7 +23,7 @@ READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 RunId = Annotated[str, Field(description="the run's id, as run_start or run_list returned it")]
 
 
-class RunListView(BaseModel):
+class RunListView(View):
     runs: list[RunView] = Field(description="newest first")
     next_cursor: str | None = Field(
         description="pass as `cursor` to get the next page; null when this is the last page"

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from mcp.server.mcpserver import MCPServer
 from mcp_types import ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from aop_mcp.errors import AttemptNotFound
 from aop_mcp.mcp.errors import tool_errors
@@ -15,6 +15,7 @@ from aop_mcp.mcp.views import (
     LogsView,
     TaskDetailView,
     TaskRunView,
+    View,
     logs_view,
     task_detail_view,
     task_run_view,
@@ -27,7 +28,7 @@ RunId = Annotated[str, Field(description="the run's id")]
 TaskId = Annotated[str, Field(description="the task's id, as the workflow document names it")]
 
 
-class TaskListView(BaseModel):
+class TaskListView(View):
     run_id: str
     tasks: list[TaskRunView] = Field(description="in graph order")
 

@@ -6,13 +6,13 @@ from typing import Annotated, Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp_types import ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from aop_mcp.errors import InvalidWorkflow
 from aop_mcp.mcp.auth import require_writer
 from aop_mcp.mcp.errors import tool_errors
 from aop_mcp.mcp.holder import HubHolder
-from aop_mcp.mcp.views import WorkflowInfo, WorkflowView, workflow_info, workflow_view
+from aop_mcp.mcp.views import View, WorkflowInfo, WorkflowView, workflow_info, workflow_view
 
 Document = Annotated[
     str | dict[str, Any],
@@ -25,27 +25,27 @@ Document = Annotated[
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
 
-class ProblemView(BaseModel):
+class ProblemView(View):
     task: str | None = Field(description="the task at fault, or null for the document itself")
     field: str = Field(description="the field at fault, e.g. run.command or needs")
     message: str
 
 
-class ValidationView(BaseModel):
+class ValidationView(View):
     valid: bool
     name: str | None = None
     task_count: int | None = None
     problems: list[ProblemView] = Field(description="every fault found; empty when valid")
 
 
-class DefineView(BaseModel):
+class DefineView(View):
     name: str
     version: int
     created: bool = Field(description="false when the document equals the latest version")
     task_count: int
 
 
-class WorkflowListView(BaseModel):
+class WorkflowListView(View):
     workflows: list[WorkflowInfo]
 
 
