@@ -12,7 +12,7 @@ from aop_mcp.config import load_settings
 from aop_mcp.engine.clock import ManualClock
 from aop_mcp.errors import ConfigError, TokenNotFound
 from aop_mcp.security.principal import Principal, Role
-from aop_mcp.security.tokens import TOUCH_INTERVAL, TokenService
+from aop_mcp.security.tokens import TOUCH_INTERVAL, VERIFIED_FOR, TokenService
 from aop_mcp.store import SqliteStore
 
 pytestmark = pytest.mark.anyio
@@ -68,6 +68,23 @@ async def test_revoked_token_verifies_to_nobody(tokens: TokenService, clock: Man
     assert revoked.revoked_at == clock.now()
     assert await tokens.verify(plaintext) is None
     assert [t.revoked_at for t in await tokens.list()] == [clock.now()]
+
+
+async def test_a_verified_token_revoked_here_is_refused_at_once(tokens: TokenService) -> None:
+    token, plaintext = await tokens.create(Role.OPERATOR, "ci")
+    assert await tokens.verify(plaintext) is not None
+    await tokens.revoke(token.id)
+    assert await tokens.verify(plaintext) is None
+
+
+async def test_a_token_revoked_by_another_process_is_refused_within_seconds(
+    tokens: TokenService, store: SqliteStore, clock: ManualClock
+) -> None:
+    token, plaintext = await tokens.create(Role.OPERATOR, "ci")
+    assert await tokens.verify(plaintext) is not None
+    await TokenService(store, clock).revoke(token.id)  # as `aop token revoke` would
+    clock.advance(VERIFIED_FOR)
+    assert await tokens.verify(plaintext) is None
 
 
 async def test_revoking_an_unknown_token_raises_token_not_found(tokens: TokenService) -> None:

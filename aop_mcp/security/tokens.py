@@ -11,6 +11,7 @@ from __future__ import annotations
 import builtins
 import hashlib
 import secrets
+from dataclasses import replace
 
 from aop_mcp.engine.clock import Clock
 from aop_mcp.models import Token, new_id
@@ -20,6 +21,9 @@ from aop_mcp.security.principal import Principal, Role
 PREFIX = "aop_"
 #: `last_used_at` is written at most this often per token, not on every request.
 TOUCH_INTERVAL = 60.0
+#: How long a verified token is trusted without asking the store again: a request then
+#: costs no database read. Bounds how late a revocation made by another process bites.
+VERIFIED_FOR = 5.0
 #: Names of the tokens `bootstrap` stores.
 PRESET_NAME = "AOP_TOKEN"
 FIRST_ADMIN_NAME = "first-admin"
@@ -47,6 +51,9 @@ class TokenService:
     def __init__(self, store: Store, clock: Clock) -> None:
         self._store = store
         self._clock = clock
+        # hash -> (token, until when it may be trusted without the store); valid tokens only,
+        # so the cache holds no more entries than there are tokens.
+        self._verified: dict[str, tuple[Token, float]] = {}
 
     async def create(self, role: Role, name: str) -> tuple[Token, str]:
         """Store a new token; returns it and its plaintext, which is not kept anywhere.
@@ -63,10 +70,21 @@ class TokenService:
             return None
         # No checks on the text before hashing (prefix, length): the lookup by hash is
         # the only thing that depends on the secret.
-        token = await self._store.find_token(token_hash(plaintext))
+        digest = token_hash(plaintext)
+        now = self._clock.now()
+        cached = self._verified.get(digest)
+        if cached is not None and cached[1] > now and not _touch_due(cached[0], now):
+            return principal_of(cached[0])
+        token = await self._store.find_token(digest)
         if token is None or token.revoked_at is not None:
+            self._verified.pop(digest, None)
             return None
-        await self._touch(token)
+        if _touch_due(token, now):
+            # Inline and awaited so a failing write is not lost; only when due, so a busy
+            # client costs one write a minute, not one per request.
+            await self._store.touch_token(token.id, now)
+            token = replace(token, last_used_at=now)
+        self._verified[digest] = (token, now + VERIFIED_FOR)
         return principal_of(token)
 
     async def bootstrap(self, preset: str | None) -> str | None:
@@ -91,8 +109,14 @@ class TokenService:
         return await self._store.list_tokens()
 
     async def revoke(self, token_id: str) -> Token:
-        """Revoke a token from now on; raises TokenNotFound. Revoking twice changes nothing."""
-        return await self._store.revoke_token(token_id, self._clock.now())
+        """Revoke a token from now on; raises TokenNotFound. Revoking twice changes nothing.
+
+        This process refuses it at once; another process that verified it in the last
+        VERIFIED_FOR seconds may still accept it until then.
+        """
+        token = await self._store.revoke_token(token_id, self._clock.now())
+        self._verified.pop(token.hash, None)
+        return token
 
     async def _save(self, plaintext: str, role: Role, name: str) -> Token:
         token = Token(
@@ -105,9 +129,6 @@ class TokenService:
         await self._store.save_token(token)
         return token
 
-    async def _touch(self, token: Token) -> None:
-        # Inline and awaited so a failing write is not lost, but only when stale: a busy
-        # client costs one write a minute, not one per request.
-        now = self._clock.now()
-        if token.last_used_at is None or now - token.last_used_at >= TOUCH_INTERVAL:
-            await self._store.touch_token(token.id, now)
+
+def _touch_due(token: Token, now: float) -> bool:
+    return token.last_used_at is None or now - token.last_used_at >= TOUCH_INTERVAL
