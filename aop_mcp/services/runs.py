@@ -103,8 +103,11 @@ class RunService:
 
     async def get(self, run_id: str) -> RunDetail:
         """A run and its task runs; raises RunNotFound."""
-        run = await self._store.get_run(run_id)
-        return RunDetail(run, await self._store.get_task_runs(run_id))
+        # Both reads queue at once: one wait for the database thread instead of two.
+        run, tasks = await asyncio.gather(
+            self._store.get_run(run_id), self._store.get_task_runs(run_id)
+        )
+        return RunDetail(run, tasks)
 
     async def list(
         self,
