@@ -67,6 +67,9 @@ class FailureKind(StrEnum):
     ERROR = "error"  # the executor could not run it, or the callable raised
     INTERRUPTED = "interrupted"  # the engine stopped or crashed while it ran
     TEMPLATE = "template"  # a template in the task could not be rendered: never retried
+    AGENT_ERROR = "agent_error"  # the agent ran and reported an error
+    UNAVAILABLE = "unavailable"  # no healthy agent with free capacity until the timeout
+    INVALID_OUTPUT = "invalid_output"  # the agent's reply was not what the task needs
 
 
 def new_id(prefix: str) -> str:
@@ -294,3 +297,50 @@ class Changes:
 def dumps(value: Any) -> str:
     """Compact JSON for storage."""
     return json.dumps(value, separators=(",", ":"), default=str)
+
+
+class AgentKind(StrEnum):
+    FAST_AGENT = "fast-agent"  # run in this process by the Fast-Agent adapter
+    MCP = "mcp"  # a remote MCP server: one of its tools does the work
+    PULL = "pull"  # claims work itself over MCP (task_claim)
+
+
+class AgentHealth(StrEnum):
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"  # answering, but late or failing some probes: used only if needed
+    UNHEALTHY = "unhealthy"  # failing probes: not selected
+    OFFLINE = "offline"  # no heartbeat or probe answer for long: not selected
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    """A registered agent, at its current configuration version."""
+
+    name: str
+    kind: AgentKind
+    capabilities: tuple[str, ...]
+    max_concurrency: int
+    weight: int
+    config: dict[str, Any]  # kind-specific: see aop_mcp/agents/spec.py
+    version: int
+    created_at: float
+    updated_at: float
+    health: AgentHealth = AgentHealth.HEALTHY
+    health_reason: str = "registered"
+    health_changed_at: float = 0.0
+    last_heartbeat_at: float | None = None
+    deregistered_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentVersion:
+    """One configuration an agent had; updating an agent keeps the old one here."""
+
+    name: str
+    version: int
+    kind: AgentKind
+    capabilities: tuple[str, ...]
+    max_concurrency: int
+    weight: int
+    config: dict[str, Any]
+    created_at: float

@@ -1,0 +1,45 @@
+"""The AgentAdapter port: hands one task's input to one agent of a kind, and probes it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aop_mcp.models import Agent, FailureKind
+
+
+@dataclass(frozen=True, slots=True)
+class AgentReply:
+    """What the agent answered: its text, and structured JSON when it gave some."""
+
+    text: str
+    json: Any = None
+
+
+class AgentFailure(Exception):
+    """An agent could not do the task; `kind` is what a task's `retry_on` selects on.
+
+    kinds: TIMEOUT, AGENT_ERROR, UNAVAILABLE, INVALID_OUTPUT (see FailureKind).
+    """
+
+    def __init__(self, kind: FailureKind, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+class AgentAdapter(Protocol):
+    """Talks to the agents of one kind (`fast-agent`, `mcp`). Driver errors stop here."""
+
+    kind: str
+
+    async def invoke(self, agent: Agent, message: str) -> AgentReply:
+        """Send `message` to `agent` and return its reply; raises AgentFailure.
+
+        The caller bounds it with its own deadline: it must stop cleanly when cancelled.
+        """
+        ...
+
+    async def probe(self, agent: Agent) -> None:
+        """Check the agent answers (an MCP ping or tool listing); raises AgentFailure."""
+        ...
