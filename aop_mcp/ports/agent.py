@@ -43,3 +43,26 @@ class AgentAdapter(Protocol):
     async def probe(self, agent: Agent) -> None:
         """Check the agent answers (an MCP ping or tool listing); raises AgentFailure."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class AgentLease:
+    """One slot of an agent's capacity, held while a task runs on it."""
+
+    agent: Agent
+    id: str
+
+
+class AgentPicker(Protocol):
+    """Chooses the agent for a task and keeps count of its load (the Agent Manager)."""
+
+    async def acquire(self, *, capability: str | None, name: str | None) -> AgentLease:
+        """Wait until a healthy agent (by name, or with the capability) has a free slot.
+
+        The caller bounds the wait with its own deadline (then the task is `unavailable`).
+        """
+        ...
+
+    def release(self, lease: AgentLease, *, ok: bool) -> None:
+        """Give the slot back; `ok` feeds the agent's circuit breaker."""
+        ...
