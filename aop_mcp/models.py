@@ -70,6 +70,7 @@ class FailureKind(StrEnum):
     AGENT_ERROR = "agent_error"  # the agent ran and reported an error
     UNAVAILABLE = "unavailable"  # no healthy agent with free capacity until the timeout
     INVALID_OUTPUT = "invalid_output"  # the agent's reply was not what the task needs
+    REJECTED = "rejected"  # the agent said retrying cannot help: never retried
 
 
 def new_id(prefix: str) -> str:
