@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from aop_mcp.errors import InvalidWorkflow, Problem
 from aop_mcp.models import FailureKind
 from aop_mcp.workflow import (
+    AgentRun,
     Backoff,
     LocalRun,
     PythonRun,
@@ -213,7 +214,7 @@ def test_every_problem_is_reported_at_once() -> None:
 def test_unknown_executor_lists_the_known_ones() -> None:
     problem = only_problem(one_task(run={"executor": "foo"}))
     assert (problem.task, problem.field) == ("a", "run.executor")
-    assert problem.message == "unknown executor 'foo'; known executors: local, python"
+    assert problem.message == "unknown executor 'foo'; known executors: local, python, agent"
 
 
 def test_missing_executor_is_named() -> None:
@@ -262,6 +263,45 @@ def test_python_function_must_be_module_colon_attribute() -> None:
     problem = only_problem(one_task(run={"executor": "python", "function": "json.dumps"}))
     assert (problem.task, problem.field) == ("a", "run.function")
     assert "'module.path:attr.path'" in problem.message
+
+
+def test_agent_run_takes_a_capability_or_an_agent_and_an_input() -> None:
+    doc = parse_workflow(
+        one_task(run={"executor": "agent", "capability": "summarize", "input": "{{ inputs.x }}"})
+        | {"inputs": {"x": {}}}
+    )
+    run = doc.task("a").run
+    assert isinstance(run, AgentRun)
+    assert (run.capability, run.agent, run.output) == ("summarize", None, "text")
+    by_name = parse_workflow(
+        one_task(run={"executor": "agent", "agent": "bob", "input": "hi", "output": "json"})
+    )
+    assert by_name.task("a").run == AgentRun(
+        executor="agent", agent="bob", input="hi", output="json"
+    )
+
+
+@pytest.mark.parametrize(
+    ("run", "field", "words"),
+    [
+        ({"input": "hi"}, "run.capability", "give capability"),
+        ({"capability": "c", "agent": "b", "input": "hi"}, "run.agent", "not both"),
+        ({"capability": "c"}, "run.input", "missing required field 'input'"),
+        ({"capability": "c", "input": "hi", "output": "xml"}, "run.output", "'text' or 'json'"),
+        ({"capability": "", "input": "hi"}, "run.capability", "at least 1 character"),
+    ],
+)
+def test_agent_run_errors_name_the_field(run: dict[str, Any], field: str, words: str) -> None:
+    problem = only_problem(one_task(run={"executor": "agent", **run}))
+    assert (problem.task, problem.field) == ("a", field)
+    assert words in problem.message
+
+
+def test_agent_failure_kinds_are_retried_by_default_and_selectable() -> None:
+    default = RetryPolicy()
+    for kind in ("agent_error", "unavailable", "invalid_output"):
+        assert default.retries(FailureKind(kind))
+        assert RetryPolicy(retry_on=[kind]).retry_on == [FailureKind(kind)]
 
 
 def test_bad_task_id_is_explained() -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from aop_mcp.models import Agent, FailureKind
+from aop_mcp.models import Agent, AgentKind, FailureKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +57,15 @@ class AgentLease:
 class AgentPicker(Protocol):
     """Chooses the agent for a task and keeps count of its load (the Agent Manager)."""
 
-    async def acquire(self, *, capability: str | None, name: str | None) -> AgentLease:
-        """Wait until a healthy agent (by name, or with the capability) has a free slot.
+    async def acquire(
+        self,
+        *,
+        capability: str | None,
+        name: str | None,
+        kinds: Collection[AgentKind] | None = None,
+    ) -> AgentLease:
+        """Wait until a healthy agent (by name, or with the capability, and of one of the
+        `kinds` when given) has a free slot.
 
         The caller bounds the wait with its own deadline (then the task is `unavailable`).
         """

@@ -1,6 +1,7 @@
 """The workflow document: models, loading, the task graph, templates and run inputs."""
 
 from aop_mcp.workflow.document import (
+    AgentRun,
     Backoff,
     InputSpec,
     LocalRun,
@@ -21,6 +22,7 @@ from aop_mcp.workflow.templating import (
 )
 
 __all__ = [
+    "AgentRun",
     "Backoff",
     "Graph",
     "InputSpec",

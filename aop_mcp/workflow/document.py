@@ -200,8 +200,30 @@ class PythonRun(_Frozen):
     args: dict[str, Any] = {}
 
 
+class AgentRun(_Frozen):
+    """A message (`input`) to an agent the Agent Manager picks: any healthy agent with the
+    `capability`, or the one named `agent`. `output: json` requires a JSON reply."""
+
+    executor: Literal["agent"]
+    capability: str | None = Field(default=None, min_length=1)
+    agent: str | None = Field(default=None, min_length=1)
+    input: str
+    output: Literal["text", "json"] = "text"
+
+    @model_validator(mode="after")
+    def _capability_or_agent(self) -> AgentRun:
+        if self.capability is None and self.agent is None:
+            raise fail(
+                "give capability (any healthy agent that has it) or agent (one agent by name)",
+                "capability",
+            )
+        if self.capability is not None and self.agent is not None:
+            raise fail("give capability or agent, not both", "agent")
+        return self
+
+
 # A new run kind is one more member of this union; the executor names derive from it.
-RunSpec = Annotated[LocalRun | PythonRun, Field(discriminator="executor")]
+RunSpec = Annotated[LocalRun | PythonRun | AgentRun, Field(discriminator="executor")]
 
 RUN_KINDS: dict[str, type[BaseModel]] = {
     get_args(kind.model_fields["executor"].annotation)[0]: kind
@@ -211,7 +233,15 @@ RUN_KINDS: dict[str, type[BaseModel]] = {
 
 # --- retries --------------------------------------------------------------------------------
 
-_SELECTABLE = (FailureKind.EXIT_CODE, FailureKind.TIMEOUT, FailureKind.ERROR)
+_SELECTABLE = (
+    FailureKind.EXIT_CODE,
+    FailureKind.TIMEOUT,
+    FailureKind.ERROR,
+    FailureKind.AGENT_ERROR,
+    FailureKind.UNAVAILABLE,
+    FailureKind.INVALID_OUTPUT,
+)
+_CHOICES = ", ".join(_SELECTABLE)
 _NOT_SELECTABLE = {
     FailureKind.INTERRUPTED: "the engine always retries attempts lost to an interruption",
     FailureKind.TEMPLATE: "a template that cannot be rendered is never retried",
@@ -221,11 +251,9 @@ _NOT_SELECTABLE = {
 def _selectable_kind(value: Any) -> Any:
     if isinstance(value, str) and value in _NOT_SELECTABLE:
         why = _NOT_SELECTABLE[FailureKind(value)]
-        raise fail(
-            f"{value!r} cannot be chosen in retry_on: {why}; choose from exit_code, timeout, error"
-        )
+        raise fail(f"{value!r} cannot be chosen in retry_on: {why}; choose from {_CHOICES}")
     if not isinstance(value, str) or value not in _SELECTABLE:
-        raise fail(f"unknown failure kind {value!r}; choose from exit_code, timeout, error")
+        raise fail(f"unknown failure kind {value!r}; choose from {_CHOICES}")
     return value
 
 
