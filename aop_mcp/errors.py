@@ -126,6 +126,29 @@ class InvalidInputs(AopError):
         super().__init__("invalid inputs: " + "; ".join(str(p) for p in problems))
 
 
+class AgentNotFound(NotFound):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"agent {name!r} does not exist; list agents to see their names")
+        self.name = name
+
+
+class InvalidAgent(AopError):
+    """An agent spec is not valid; `problems` lists every fault found, each naming its field."""
+
+    status = 422
+    usage = True
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = list(problems)
+        first = problems[0] if problems else Problem("spec", "invalid")
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        super().__init__(f"invalid agent: {first}{more}")
+
+    @property
+    def field(self) -> str:
+        return self.problems[0].field
+
+
 class Conflict(AopError):
     """The request is valid but the thing is in a state that does not allow it."""
 
@@ -167,6 +190,14 @@ class DeadLetterReplayed(Conflict):
     def __init__(self, dead_letter_id: str) -> None:
         super().__init__(f"dead letter {dead_letter_id!r} was already replayed")
         self.dead_letter_id = dead_letter_id
+
+
+class AgentExists(Conflict):
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"agent {name!r} is already registered; update it instead, or deregister it first"
+        )
+        self.name = name
 
 
 class StoreError(AopError):

@@ -7,9 +7,11 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from aop_mcp.agents.manager import AgentManager
 from aop_mcp.config import Settings
 from aop_mcp.engine import Clock, Engine, EngineLimits, SystemClock
 from aop_mcp.executors import default_executors
+from aop_mcp.ports.agent import AgentAdapter
 from aop_mcp.ports.events import EventBus, InMemoryEventBus
 from aop_mcp.ports.executor import Executor
 from aop_mcp.ports.store import Store
@@ -30,6 +32,7 @@ class Hub:
     runs: RunService
     dead_letters: DeadLetterService
     tokens: TokenService
+    agents: AgentManager
 
 
 def engine_limits(settings: Settings) -> EngineLimits:
@@ -50,11 +53,14 @@ async def open_hub(
     executors: Mapping[str, Executor] | None = None,
     clock: Clock | None = None,
     rng: random.Random | None = None,
+    agent_adapters: Mapping[str, AgentAdapter] | None = None,
 ) -> AsyncIterator[Hub]:
     """Open the store, start the engine, yield the hub; stop and close on exit.
 
     `adopt_orphans=True` (the server) resumes every run no live engine drives;
-    the CLI passes False so `aop run` drives only what it starts.
+    the CLI passes False so `aop run` drives only what it starts. `agent_adapters` reach
+    pushed agents by kind (`mcp`, `fast-agent`); the Agent Manager starts after the engine
+    and stops before it.
     """
     store = store or open_store(settings.db)
     clock = clock or SystemClock()
@@ -71,19 +77,25 @@ async def open_hub(
         adopt_orphans=adopt_orphans,
         rng=rng,
     )
+    agents = AgentManager(store, clock, agent_adapters or {})
     try:
         await engine.start()
         try:
-            yield Hub(
-                settings=settings,
-                store=store,
-                bus=bus,
-                engine=engine,
-                workflows=WorkflowService(store, clock),
-                runs=RunService(store, engine, clock),
-                dead_letters=DeadLetterService(store, engine),
-                tokens=TokenService(store, clock),
-            )
+            await agents.start()
+            try:
+                yield Hub(
+                    settings=settings,
+                    store=store,
+                    bus=bus,
+                    engine=engine,
+                    workflows=WorkflowService(store, clock),
+                    runs=RunService(store, engine, clock),
+                    dead_letters=DeadLetterService(store, engine),
+                    tokens=TokenService(store, clock),
+                    agents=agents,
+                )
+            finally:
+                await agents.stop()
         finally:
             await engine.stop()
     finally:

@@ -11,6 +11,7 @@ from dataclasses import replace
 import pytest
 
 from aop_mcp.errors import (
+    AgentNotFound,
     DeadLetterNotFound,
     RunNotFound,
     StoreError,
@@ -19,6 +20,10 @@ from aop_mcp.errors import (
     WorkflowNotFound,
 )
 from aop_mcp.models import (
+    Agent,
+    AgentHealth,
+    AgentKind,
+    AgentVersion,
     Attempt,
     AttemptStatus,
     Changes,
@@ -76,6 +81,35 @@ def a_dead_letter(letter_id: str, run_id: str = "run_1", **kw: object) -> DeadLe
 
 def a_token(token_id: str = "tok_1", *, created_at: float = 100.0, **kw: object) -> Token:
     return Token(token_id, f"name of {token_id}", "operator", f"hash-{token_id}", created_at, **kw)  # type: ignore[arg-type]
+
+
+def an_agent(name: str = "summarizer", *, version: int = 1, **kw: object) -> Agent:
+    config = {"url": "http://127.0.0.1:9/mcp", "tool": "summarize", "headers": {"X": "1"}}
+    fields: dict[str, object] = {
+        "name": name,
+        "kind": AgentKind.MCP,
+        "capabilities": ("summarize", "translate"),
+        "max_concurrency": 2,
+        "weight": 3,
+        "config": config,
+        "version": version,
+        "created_at": 100.0,
+        "updated_at": 100.0 + version,
+    }
+    return Agent(**(fields | kw))  # type: ignore[arg-type]
+
+
+def version_of(agent: Agent) -> AgentVersion:
+    return AgentVersion(
+        agent.name,
+        agent.version,
+        agent.kind,
+        agent.capabilities,
+        agent.max_concurrency,
+        agent.weight,
+        agent.config,
+        agent.updated_at,
+    )
 
 
 @pytest.mark.anyio
@@ -531,3 +565,53 @@ class StoreContract:
         with pytest.raises(TokenNotFound):
             await store.touch_token("nope", 1.0)
         assert await store.count_tokens() == 0
+
+    # Agents ------------------------------------------------------------------------
+
+    async def test_saved_agent_reads_back_with_its_version(self, store: Store) -> None:
+        agent = an_agent(last_heartbeat_at=104.0)
+        await store.save_agent(agent, version_of(agent))
+        assert await store.get_agent("summarizer") == agent
+        assert await store.agent_versions("summarizer") == [version_of(agent)]
+
+    async def test_saving_an_agent_without_a_version_changes_only_its_record(
+        self, store: Store
+    ) -> None:
+        agent = an_agent()
+        await store.save_agent(agent, version_of(agent))
+        sick = replace(agent, health=AgentHealth.DEGRADED, health_reason="x", health_changed_at=9.0)
+        await store.save_agent(sick, None)
+        assert await store.get_agent("summarizer") == sick
+        assert await store.agent_versions("summarizer") == [version_of(agent)]
+
+    async def test_agent_versions_are_kept_oldest_first(self, store: Store) -> None:
+        first, second = an_agent(), an_agent(version=2, weight=1, capabilities=("x",))
+        await store.save_agent(first, version_of(first))
+        await store.save_agent(second, version_of(second))
+        assert await store.get_agent("summarizer") == second
+        versions = await store.agent_versions("summarizer")
+        assert versions == [version_of(first), version_of(second)]
+
+    async def test_a_stored_agent_version_is_refused_and_nothing_is_written(
+        self, store: Store
+    ) -> None:
+        agent = an_agent()
+        await store.save_agent(agent, version_of(agent))
+        with pytest.raises(StoreError):
+            await store.save_agent(replace(agent, weight=9), version_of(agent))
+        assert await store.get_agent("summarizer") == agent
+
+    async def test_list_agents_is_by_name_and_leaves_out_deregistered_unless_asked(
+        self, store: Store
+    ) -> None:
+        for agent in (an_agent("b"), an_agent("a"), an_agent("c", deregistered_at=150.0)):
+            await store.save_agent(agent, version_of(agent))
+        assert [a.name for a in await store.list_agents()] == ["a", "b"]
+        every = await store.list_agents(include_deregistered=True)
+        assert [a.name for a in every] == ["a", "b", "c"]
+
+    async def test_missing_agent_raises_agent_not_found(self, store: Store) -> None:
+        with pytest.raises(AgentNotFound) as caught:
+            await store.get_agent("nope")
+        assert caught.value.name == "nope"
+        assert await store.agent_versions("nope") == []

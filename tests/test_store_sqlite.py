@@ -11,9 +11,12 @@ from typing import Any
 
 import anyio
 import pytest
+from store_contract import an_agent, version_of
 
 from aop_mcp.errors import StoreError
 from aop_mcp.models import (
+    Agent,
+    AgentVersion,
     Attempt,
     AttemptStatus,
     Changes,
@@ -198,7 +201,11 @@ def test_every_record_field_has_a_column() -> None:
     attempt = _attempt("r", "a")
     letter = DeadLetter("dl", "r", "a", 1, TaskError(FailureKind.ERROR, "x"), 1.0)
     token = Token("tok", "ci", "agent", "h", 1.0)
+    agent = an_agent()
+    agent_version = version_of(agent)
     for record, params in [
+        (agent, codec.agent_params(agent)),
+        (agent_version, codec.agent_version_params(agent_version)),
         (run, codec.run_params(run)),
         (task_run, codec.task_run_params(task_run)),
         (attempt, codec.attempt_params(attempt)),
@@ -215,6 +222,8 @@ async def test_every_record_field_is_a_column_of_its_table(store: SqliteStore) -
         "attempts": Attempt,
         "dead_letters": DeadLetter,
         "tokens": Token,
+        "agents": Agent,
+        "agent_versions": AgentVersion,
     }
     conn = sqlite3.connect(store.path)
     try:

@@ -11,24 +11,29 @@ from starlette.requests import Request
 
 from aop_mcp.api.problems import Forbidden, Unauthorized
 from aop_mcp.hub import Hub
-from aop_mcp.security.principal import Principal, Role
+from aop_mcp.security import principal as rules
+from aop_mcp.security.principal import Access, Principal, Role
 
 log = logging.getLogger("aop_mcp.api.auth")
 
 #: Methods that only read: every role may use them.
 READ_METHODS = frozenset({"GET", "HEAD"})
 #: Roles that may also change things through this API (define, run, cancel, retry, replay).
-WRITE_ROLES = frozenset({Role.ADMIN, Role.OPERATOR})
+WRITE_ROLES = rules.ALLOWED[Access.WRITE]
 
 _CHALLENGE = 'Bearer realm="aop-mcp"'
 
 
-def may(role: Role, method: str) -> bool:
-    """The role rule: reads are open to every role, writes to operators and admins.
+def access_of(method: str, access: Access | None = None) -> Access:
+    """What a call is: the operation's own access, else read for GET/HEAD, write otherwise."""
+    if access is not None:
+        return access
+    return Access.READ if method.upper() in READ_METHODS else Access.WRITE
 
-    Agents only read here; the routes they pull work through come with the Agent Manager.
-    """
-    return method.upper() in READ_METHODS or role in WRITE_ROLES
+
+def may(role: Role, method: str, access: Access | None = None) -> bool:
+    """The role rule of `aop_mcp.security.principal`, for a call with this method."""
+    return rules.may(role, access_of(method, access))
 
 
 def bearer_token(request: Request) -> str | None:
@@ -57,14 +62,15 @@ async def authenticate(request: Request, hub: Hub) -> Principal:
     return principal
 
 
-def authorize(request: Request, principal: Principal) -> None:
-    """Raises Forbidden (403) unless the principal's role may use this method."""
-    if may(principal.role, request.method):
+def authorize(request: Request, principal: Principal, access: Access | None = None) -> None:
+    """Raises Forbidden (403) unless the principal's role may make this call."""
+    if may(principal.role, request.method, access):
         return
-    _refuse(request, f"role {principal.role} of {principal.name!r} may only read")
+    _refuse(request, f"role {principal.role} of {principal.name!r} may not do this")
+    needed = rules.allowed_roles(access_of(request.method, access))
     raise Forbidden(
-        f"the {principal.role} role may only read (GET); "
-        f"{request.method} needs an operator or admin token"
+        f"the {principal.role} role may not do this; "
+        f"{request.method} {request.url.path} needs a token with role {needed}"
     )
 
 

@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from aop_mcp.api import auth
 from aop_mcp.api.requests import read_document, read_model, read_query
 from aop_mcp.hub import Hub
-from aop_mcp.security.principal import Principal
+from aop_mcp.security.principal import Access, Principal
 
 BodyKind = Literal["json", "document"]
 
@@ -74,6 +74,7 @@ class Operation:
     errors: tuple[int, ...] = ()  # statuses beyond those every operation may answer
     public: bool = False
     headers: Mapping[str, str] = field(default_factory=dict)  # request headers it reads
+    access: Access | None = None  # who may call it (auth's rule); None: read or write by method
 
     @property
     def writes(self) -> bool:
@@ -95,7 +96,7 @@ def endpoint(op: Operation, get_hub: Callable[[], Hub]) -> Callable[[Request], A
         principal = None
         if not op.public:
             principal = await auth.authenticate(request, hub)
-            auth.authorize(request, principal)
+            auth.authorize(request, principal, op.access)
         query = read_query(request, op.query) if op.query else _no_query(request)
         body = await _read_body(request, op.body) if op.body else None
         return await op.handler(Call(request, hub, principal, query, body))

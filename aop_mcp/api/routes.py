@@ -6,13 +6,16 @@ parameter in the same place (`/workflows/validate` before `/workflows/{name}`).
 
 from __future__ import annotations
 
+from aop_mcp.agents.spec import AgentSettings, AgentSpec
 from aop_mcp.api import schemas as s
-from aop_mcp.api.handlers import dead_letters, docs, events, runs, workflows
+from aop_mcp.api.handlers import agents, dead_letters, docs, events, runs, workflows
 from aop_mcp.api.operations import Body, Operation, Reply
+from aop_mcp.security.principal import Access
 from aop_mcp.workflow import WorkflowDocument
 
 _DOCUMENT = Body(WorkflowDocument, kind="document", required=True)
 _RUN = Reply(200, "the run", s.RunView)
+_AGENT = Reply(200, "the agent", s.AgentView)
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation(
@@ -164,6 +167,79 @@ OPERATIONS: tuple[Operation, ...] = (
         tag="dead-letters",
         replies=(Reply(200, "the run, running again", s.RunView),),
         errors=(404, 409),
+    ),
+    Operation(
+        "GET",
+        "/agents",
+        agents.list_agents,
+        operation_id="listAgents",
+        summary="List live agents with their health, load and breaker",
+        tag="agents",
+        replies=(Reply(200, "the agents, by name", s.AgentList),),
+        query=s.AgentsQuery,
+    ),
+    Operation(
+        "POST",
+        "/agents",
+        agents.register_agent,
+        operation_id="registerAgent",
+        summary="Register an agent",
+        tag="agents",
+        replies=(Reply(201, "the agent was registered", s.AgentView),),
+        body=Body(AgentSpec, required=True),
+        errors=(409, 413, 415, 422),
+    ),
+    Operation(
+        "GET",
+        "/agents/{name}",
+        agents.get_agent,
+        operation_id="getAgent",
+        summary="Read an agent (deregistered ones too)",
+        tag="agents",
+        replies=(_AGENT,),
+        errors=(404,),
+    ),
+    Operation(
+        "PUT",
+        "/agents/{name}",
+        agents.update_agent,
+        operation_id="updateAgent",
+        summary="Replace an agent's settings (its kind cannot change)",
+        tag="agents",
+        replies=(_AGENT,),
+        body=Body(AgentSettings, required=True),
+        errors=(404, 413, 415, 422),
+    ),
+    Operation(
+        "DELETE",
+        "/agents/{name}",
+        agents.deregister_agent,
+        operation_id="deregisterAgent",
+        summary="Deregister an agent",
+        tag="agents",
+        replies=(_AGENT,),
+        errors=(404,),
+    ),
+    Operation(
+        "GET",
+        "/agents/{name}/versions",
+        agents.agent_versions,
+        operation_id="listAgentVersions",
+        summary="List every configuration an agent had",
+        tag="agents",
+        replies=(Reply(200, "its versions, oldest first", s.AgentVersionList),),
+        errors=(404,),
+    ),
+    Operation(
+        "POST",
+        "/agents/{name}/heartbeat",
+        agents.agent_heartbeat,
+        operation_id="agentHeartbeat",
+        summary="Report that a pull agent is alive (agent tokens may call it)",
+        tag="agents",
+        replies=(_AGENT,),
+        errors=(404,),
+        access=Access.HEARTBEAT,
     ),
     Operation(
         "GET",

@@ -11,7 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from aop_mcp.models import AttemptStatus, FailureKind, RunStatus, TaskStatus
+from aop_mcp.agents.breaker import BreakerState
+from aop_mcp.models import AgentHealth, AgentKind, AttemptStatus, FailureKind, RunStatus, TaskStatus
 
 MAX_PAGE = 200
 
@@ -74,6 +75,12 @@ class EventsQuery(_Request):
         ge=0,
         description="replay events with a greater seq first (the Last-Event-ID header wins)",
     )
+
+
+class AgentsQuery(_Request):
+    capability: str | None = Field(default=None, description="only agents that can do this")
+    kind: AgentKind | None = Field(default=None, description="only agents of this kind")
+    health: AgentHealth | None = Field(default=None, description="only agents in this health")
 
 
 # --- responses ------------------------------------------------------------------------------
@@ -231,6 +238,50 @@ class EventView(_Response):
     at: datetime
     task_id: str | None
     data: dict[str, Any]
+
+
+class BreakerView(_Response):
+    state: BreakerState = Field(description="closed, open (refuses work) or half_open (a trial)")
+    failures: int = Field(description="failed tasks in a row")
+    open_until: datetime | None = Field(description="when an open breaker lets a trial through")
+
+
+class AgentView(_Response):
+    name: str
+    kind: AgentKind
+    capabilities: list[str]
+    max_concurrency: int
+    weight: int
+    config: dict[str, Any] = Field(description="by kind; `env` and `headers` values hidden")
+    version: int
+    health: AgentHealth
+    health_reason: str
+    health_changed_at: datetime
+    last_heartbeat_at: datetime | None
+    active: int = Field(description="tasks running on it now")
+    breaker: BreakerView
+    created_at: datetime
+    updated_at: datetime
+    deregistered_at: datetime | None
+
+
+class AgentList(_Response):
+    items: list[AgentView]
+
+
+class AgentVersionView(_Response):
+    name: str
+    version: int
+    kind: AgentKind
+    capabilities: list[str]
+    max_concurrency: int
+    weight: int
+    config: dict[str, Any]
+    created_at: datetime
+
+
+class AgentVersionList(_Response):
+    items: list[AgentVersionView] = Field(description="oldest first")
 
 
 class ProblemItem(_Response):

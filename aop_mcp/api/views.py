@@ -9,8 +9,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from aop_mcp.agents.manager import AgentStatus
+from aop_mcp.agents.spec import public_config
 from aop_mcp.api import schemas as s
 from aop_mcp.models import (
+    AgentVersion,
     Attempt,
     DeadLetter,
     Event,
@@ -207,4 +210,53 @@ def event(record: Event) -> s.EventView:
         at=_when(record.at),
         task_id=record.task_id,
         data=record.data,
+    )
+
+
+def agent(status: AgentStatus) -> s.AgentView:
+    """An agent with its health, load and breaker."""
+    record, breaker = status.agent, status.breaker
+    return s.AgentView(
+        name=record.name,
+        kind=record.kind,
+        capabilities=list(record.capabilities),
+        max_concurrency=record.max_concurrency,
+        weight=record.weight,
+        config=public_config(record.config),
+        version=record.version,
+        health=record.health,
+        health_reason=record.health_reason,
+        health_changed_at=_when(record.health_changed_at),
+        last_heartbeat_at=when(record.last_heartbeat_at),
+        active=status.active,
+        breaker=s.BreakerView(
+            state=breaker.state, failures=breaker.failures, open_until=when(breaker.open_until)
+        ),
+        created_at=_when(record.created_at),
+        updated_at=_when(record.updated_at),
+        deregistered_at=when(record.deregistered_at),
+    )
+
+
+def agents(statuses: Sequence[AgentStatus]) -> s.AgentList:
+    """Agents, by name."""
+    return s.AgentList(items=[agent(status) for status in statuses])
+
+
+def agent_versions(records: Sequence[AgentVersion]) -> s.AgentVersionList:
+    """Every configuration of an agent, oldest first."""
+    return s.AgentVersionList(
+        items=[
+            s.AgentVersionView(
+                name=v.name,
+                version=v.version,
+                kind=v.kind,
+                capabilities=list(v.capabilities),
+                max_concurrency=v.max_concurrency,
+                weight=v.weight,
+                config=public_config(v.config),
+                created_at=_when(v.created_at),
+            )
+            for v in records
+        ]
     )

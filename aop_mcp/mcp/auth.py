@@ -17,12 +17,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from aop_mcp.errors import AopError
 from aop_mcp.mcp.holder import HubHolder
-from aop_mcp.security.principal import LOCAL, Principal, Role
+from aop_mcp.security import principal as rules
+from aop_mcp.security.principal import LOCAL, Access, Principal, Role
 
 log = logging.getLogger("aop_mcp.mcp.auth")
 
 #: Roles that may change things through MCP (define, start, cancel, retry, replay), as in REST.
-WRITE_ROLES = frozenset({Role.ADMIN, Role.OPERATOR})
+WRITE_ROLES = rules.ALLOWED[Access.WRITE]
 
 
 def bearer_auth(server_url: str) -> AuthSettings:
@@ -75,11 +76,17 @@ def current_principal() -> Principal:
 
 def require_writer(action: str) -> Principal:
     """The caller, if its role may change things; else a tool error naming the role."""
+    return require(Access.WRITE, action)
+
+
+def require(access: Access, action: str) -> Principal:
+    """The caller, if its role may make a call of this access; else a tool error naming it."""
     principal = current_principal()
-    if principal.role not in WRITE_ROLES:
+    if not rules.may(principal.role, access):
+        may_only = ", which may only read" if principal.role is Role.VIEWER else ""
         raise ToolError(
-            f"your token's role is {principal.role}, which may only read; to {action} use a "
-            "token with role operator or admin"
+            f"your token's role is {principal.role}{may_only}; to {action} use a token with "
+            f"role {rules.allowed_roles(access)}"
         )
     return principal
 

@@ -13,7 +13,17 @@ from typing import ParamSpec, TypeVar
 
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
 
-from aop_mcp.errors import AopError, Conflict, InvalidInputs, InvalidWorkflow, NotFound, Problem
+from aop_mcp.errors import (
+    AgentExists,
+    AgentNotFound,
+    AopError,
+    Conflict,
+    InvalidAgent,
+    InvalidInputs,
+    InvalidWorkflow,
+    NotFound,
+    Problem,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -22,12 +32,18 @@ R = TypeVar("R")
 _HINTS: tuple[tuple[type[AopError], str], ...] = (
     (InvalidWorkflow, "Fix every problem listed, call workflow_validate, then define it again."),
     (InvalidInputs, "Call workflow_get to see the declared inputs, then start the run again."),
+    (InvalidAgent, "Fix every field listed, then call the agent tool again."),
+    (AgentNotFound, "Call agent_list to see the names of the registered agents."),
+    (AgentExists, "Call agent_get to see it; change it with agent_update instead."),
     (
         NotFound,
         "Check the id or name: the list tools (workflow_list, run_list, dlq_list) show them.",
     ),
     (Conflict, "Call run_status to see the run's current state before trying again."),
 )
+
+
+_KINDS = {InvalidWorkflow: "workflow", InvalidInputs: "inputs", InvalidAgent: "agent"}
 
 
 def problem_lines(problems: list[Problem]) -> list[str]:
@@ -38,8 +54,8 @@ def problem_lines(problems: list[Problem]) -> list[str]:
 def error_message(err: AopError) -> str:
     """The text a model reads: what failed, every problem, and what to do next."""
     lines = [str(err)]
-    if isinstance(err, InvalidWorkflow | InvalidInputs) and err.problems:
-        kind = "workflow" if isinstance(err, InvalidWorkflow) else "inputs"
+    if isinstance(err, InvalidWorkflow | InvalidInputs | InvalidAgent) and err.problems:
+        kind = _KINDS[type(err)]
         lines = [f"invalid {kind}: {len(err.problems)} problem(s)", *problem_lines(err.problems)]
     hint = next((text for kind, text in _HINTS if isinstance(err, kind)), None)
     if err.status == 503:

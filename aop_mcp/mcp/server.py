@@ -13,7 +13,15 @@ from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from mcp.server.subscriptions import InMemorySubscriptionBus
 
-from aop_mcp.mcp import prompts, resources, tools_dlq, tools_runs, tools_tasks, tools_workflows
+from aop_mcp.mcp import (
+    prompts,
+    resources,
+    tools_agents,
+    tools_dlq,
+    tools_runs,
+    tools_tasks,
+    tools_workflows,
+)
 from aop_mcp.mcp.auth import HubTokenVerifier
 from aop_mcp.mcp.holder import HubHolder
 from aop_mcp.mcp.subscriptions import RunUpdates
@@ -34,8 +42,10 @@ Typical use:
 3. When a task failed: task_get / task_logs show why. Fix the cause, then run_retry the
    run, or dlq_replay its dead letter (dlq_list).
 Other tools: workflow_list, workflow_get, run_list (paged with cursor), run_cancel,
-task_list. Resources: aop://workflows/{name}, aop://runs/{run_id} and
-aop://runs/{run_id}/graph (Mermaid); subscribe to a run to hear when it changes.
+task_list. Agents (for `agent` tasks): agent_register, agent_list (by capability),
+agent_get, agent_update, agent_deregister; pull agents call agent_heartbeat.
+Resources: aop://workflows/{name}, aop://runs/{run_id} and aop://runs/{run_id}/graph
+(Mermaid); subscribe to a run to hear when it changes.
 Errors come back as tool errors whose text says how to fix the call.
 """
 
@@ -86,7 +96,7 @@ def create_mcp(*, auth: AuthSettings | None = None) -> McpDoor:
         subscriptions=bus,
         log_level="WARNING",
     )
-    for area in (tools_workflows, tools_runs, tools_tasks, tools_dlq, resources):
+    for area in (tools_workflows, tools_runs, tools_tasks, tools_dlq, tools_agents, resources):
         area.register(server, hubs)
     prompts.register(server)
     updates = RunUpdates(bus)

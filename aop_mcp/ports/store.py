@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from aop_mcp.models import (
+    Agent,
+    AgentVersion,
     Attempt,
     Changes,
     DeadLetter,
@@ -166,4 +168,26 @@ class Store(Protocol):
 
     async def count_tokens(self) -> int:
         """How many tokens are not revoked."""
+        ...
+
+    # Agents ------------------------------------------------------------------
+
+    async def save_agent(self, agent: Agent, version: AgentVersion | None) -> None:
+        """Upsert the agent (one record per name); insert `version` too when given, atomically.
+
+        A version that is already stored for the name is refused with StoreError and nothing
+        is written.
+        """
+        ...
+
+    async def get_agent(self, name: str) -> Agent:
+        """The agent's current record, deregistered or not; raises AgentNotFound."""
+        ...
+
+    async def list_agents(self, include_deregistered: bool = False) -> list[Agent]:
+        """Agents by name; deregistered ones only when asked."""
+        ...
+
+    async def agent_versions(self, name: str) -> list[AgentVersion]:
+        """Every configuration an agent had, oldest first (empty for an unknown name)."""
         ...

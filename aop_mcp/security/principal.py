@@ -9,8 +9,35 @@ from enum import StrEnum
 class Role(StrEnum):
     ADMIN = "admin"  # everything, including tokens
     OPERATOR = "operator"  # define and run workflows, cancel, retry, replay
-    AGENT = "agent"  # claim and complete work (the Agent Manager issue)
+    AGENT = "agent"  # claim and complete work, report its agent's heartbeat
     VIEWER = "viewer"  # read only
+
+
+class Access(StrEnum):
+    """What a call does, as far as roles are concerned."""
+
+    READ = "read"  # look at anything
+    WRITE = "write"  # define, run, cancel, retry, replay; register and change agents
+    HEARTBEAT = "heartbeat"  # report that an agent is alive
+
+
+#: The one rule of which role may do what; every door checks callers against it.
+ALLOWED: dict[Access, frozenset[Role]] = {
+    Access.READ: frozenset(Role),
+    Access.WRITE: frozenset({Role.ADMIN, Role.OPERATOR}),
+    Access.HEARTBEAT: frozenset({Role.ADMIN, Role.OPERATOR, Role.AGENT}),
+}
+
+
+def may(role: Role, access: Access) -> bool:
+    """Whether a caller with `role` may make a call of this access."""
+    return role in ALLOWED[access]
+
+
+def allowed_roles(access: Access) -> str:
+    """The roles that may, as words: `operator or admin`."""
+    names = sorted((str(role) for role in ALLOWED[access]), reverse=True)
+    return ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else names[0]
 
 
 @dataclass(frozen=True, slots=True)

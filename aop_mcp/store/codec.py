@@ -11,6 +11,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from aop_mcp.models import (
+    Agent,
+    AgentHealth,
+    AgentKind,
+    AgentVersion,
     Attempt,
     AttemptStatus,
     DeadLetter,
@@ -255,4 +259,68 @@ def token_of(row: Row) -> Token:
         created_at=row["created_at"],
         last_used_at=row["last_used_at"],
         revoked_at=row["revoked_at"],
+    )
+
+
+def agent_params(agent: Agent) -> dict[str, Any]:
+    return {
+        "name": agent.name,
+        "kind": agent.kind.value,
+        "capabilities": dumps(list(agent.capabilities)),
+        "max_concurrency": agent.max_concurrency,
+        "weight": agent.weight,
+        "config": dumps(agent.config),
+        "version": agent.version,
+        "created_at": agent.created_at,
+        "updated_at": agent.updated_at,
+        "health": agent.health.value,
+        "health_reason": agent.health_reason,
+        "health_changed_at": agent.health_changed_at,
+        "last_heartbeat_at": agent.last_heartbeat_at,
+        "deregistered_at": agent.deregistered_at,
+    }
+
+
+def agent_of(row: Row) -> Agent:
+    return Agent(
+        name=row["name"],
+        kind=AgentKind(row["kind"]),
+        capabilities=tuple(json.loads(row["capabilities"])),
+        max_concurrency=row["max_concurrency"],
+        weight=row["weight"],
+        config=json.loads(row["config"]),
+        version=row["version"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        health=AgentHealth(row["health"]),
+        health_reason=row["health_reason"],
+        health_changed_at=row["health_changed_at"],
+        last_heartbeat_at=row["last_heartbeat_at"],
+        deregistered_at=row["deregistered_at"],
+    )
+
+
+def agent_version_params(version: AgentVersion) -> dict[str, Any]:
+    return {
+        "name": version.name,
+        "version": version.version,
+        "kind": version.kind.value,
+        "capabilities": dumps(list(version.capabilities)),
+        "max_concurrency": version.max_concurrency,
+        "weight": version.weight,
+        "config": dumps(version.config),
+        "created_at": version.created_at,
+    }
+
+
+def agent_version_of(row: Row) -> AgentVersion:
+    return AgentVersion(
+        name=row["name"],
+        version=row["version"],
+        kind=AgentKind(row["kind"]),
+        capabilities=tuple(json.loads(row["capabilities"])),
+        max_concurrency=row["max_concurrency"],
+        weight=row["weight"],
+        config=json.loads(row["config"]),
+        created_at=row["created_at"],
     )

@@ -12,6 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from aop_mcp.errors import (
+    AgentNotFound,
     DeadLetterNotFound,
     RunNotFound,
     StoreError,
@@ -20,6 +21,8 @@ from aop_mcp.errors import (
     WorkflowNotFound,
 )
 from aop_mcp.models import (
+    Agent,
+    AgentVersion,
     Attempt,
     AttemptStatus,
     Changes,
@@ -57,6 +60,8 @@ class MemoryStore:
         self._leases: dict[str, RunLease] = {}
         self._tokens: dict[str, Token] = {}
         self._token_by_hash: dict[str, str] = {}
+        self._agents: dict[str, Agent] = {}
+        self._agent_versions: dict[str, dict[int, AgentVersion]] = {}
 
     async def open(self) -> None:
         """Mark the store open. Idempotent."""
@@ -298,6 +303,42 @@ class MemoryStore:
             return self._tokens[token_id]
         except KeyError:
             raise TokenNotFound(token_id) from None
+
+    # Agents ------------------------------------------------------------------------
+
+    async def save_agent(self, agent: Agent, version: AgentVersion | None) -> None:
+        """Upsert the agent, and insert `version` when given, atomically."""
+        self._check_open()
+        versions = self._agent_versions.get(agent.name, {})
+        if version is not None:
+            _require(
+                version.name == agent.name and version.version not in versions,
+                f"version {version.version} of agent {version.name!r} is stored already",
+            )
+        self._agents[agent.name] = replace(agent, config=codec.normal(agent.config))
+        if version is not None:
+            stored = replace(version, config=codec.normal(version.config))
+            self._agent_versions.setdefault(agent.name, {})[version.version] = stored
+
+    async def get_agent(self, name: str) -> Agent:
+        """Raises AgentNotFound."""
+        self._check_open()
+        try:
+            return self._agents[name]
+        except KeyError:
+            raise AgentNotFound(name) from None
+
+    async def list_agents(self, include_deregistered: bool = False) -> list[Agent]:
+        """Agents by name; deregistered ones only when asked."""
+        self._check_open()
+        agents = (self._agents[name] for name in sorted(self._agents))
+        return [a for a in agents if include_deregistered or a.deregistered_at is None]
+
+    async def agent_versions(self, name: str) -> list[AgentVersion]:
+        """Every configuration of an agent, oldest first (empty for an unknown name)."""
+        self._check_open()
+        versions = self._agent_versions.get(name, {})
+        return [versions[number] for number in sorted(versions)]
 
     # Validate, then apply ------------------------------------------------------------
 

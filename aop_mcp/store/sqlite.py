@@ -17,6 +17,8 @@ import aiosqlite
 
 from aop_mcp.errors import StoreError
 from aop_mcp.models import (
+    Agent,
+    AgentVersion,
     Attempt,
     Changes,
     DeadLetter,
@@ -224,6 +226,24 @@ class SqliteStore:
     async def count_tokens(self) -> int:
         """How many tokens are not revoked."""
         return await self._hop(ops.count_tokens)
+
+    # Agents ------------------------------------------------------------------------
+
+    async def save_agent(self, agent: Agent, version: AgentVersion | None) -> None:
+        """Upsert the agent, and insert `version` when given, atomically."""
+        await self._write(ops.save_agent, agent, version)
+
+    async def get_agent(self, name: str) -> Agent:
+        """Raises AgentNotFound."""
+        return await self._hop(ops.get_agent, name)
+
+    async def list_agents(self, include_deregistered: bool = False) -> list[Agent]:
+        """Agents by name; deregistered ones only when asked."""
+        return await self._hop(ops.list_agents, include_deregistered)
+
+    async def agent_versions(self, name: str) -> list[AgentVersion]:
+        """Every configuration of an agent, oldest first (empty for an unknown name)."""
+        return await self._hop(ops.agent_versions, name)
 
 
 def _prepare(conn: sqlite3.Connection) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from aop_mcp.errors import (
+    AgentNotFound,
     DeadLetterNotFound,
     RunNotFound,
     StoreError,
@@ -20,6 +21,8 @@ from aop_mcp.errors import (
     WorkflowNotFound,
 )
 from aop_mcp.models import (
+    Agent,
+    AgentVersion,
     Attempt,
     Changes,
     DeadLetter,
@@ -160,6 +163,22 @@ def count_tokens(conn: Conn) -> int:
     return count
 
 
+def get_agent(conn: Conn, name: str) -> Agent:
+    row = _one(conn, "get_agent", {"name": name})
+    if row is None:
+        raise AgentNotFound(name)
+    return codec.agent_of(row)
+
+
+def list_agents(conn: Conn, include_deregistered: bool) -> list[Agent]:
+    rows = _all(conn, "list_agents", {"include_deregistered": int(include_deregistered)})
+    return [codec.agent_of(row) for row in rows]
+
+
+def agent_versions(conn: Conn, name: str) -> list[AgentVersion]:
+    return [codec.agent_version_of(row) for row in _all(conn, "agent_versions", {"name": name})]
+
+
 # Writes: each runs inside the transaction of a batch --------------------------------
 
 
@@ -261,6 +280,12 @@ def revoke_token(conn: Conn, token_id: str, now: float) -> Token:
 def touch_token(conn: Conn, token_id: str, now: float) -> None:
     if conn.execute(Q["touch_token"], {"id": token_id, "now": now}).rowcount != 1:
         raise TokenNotFound(token_id)
+
+
+def save_agent(conn: Conn, agent: Agent, version: AgentVersion | None) -> None:
+    conn.execute(Q["upsert_agent"], codec.agent_params(agent))
+    if version is not None:
+        conn.execute(Q["insert_agent_version"], codec.agent_version_params(version))
 
 
 def _put_many(conn: Conn, query: str, rows: list[dict[str, Any]]) -> None:

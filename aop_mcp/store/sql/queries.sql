@@ -257,3 +257,45 @@ UPDATE tokens SET last_used_at = :now WHERE id = :id
 
 -- name: count_tokens
 SELECT count(*) FROM tokens WHERE revoked_at IS NULL
+
+-- name: upsert_agent
+INSERT INTO agents (
+    name, kind, capabilities, max_concurrency, weight, config, version, created_at,
+    updated_at, health, health_reason, health_changed_at, last_heartbeat_at, deregistered_at
+) VALUES (
+    :name, :kind, :capabilities, :max_concurrency, :weight, :config, :version, :created_at,
+    :updated_at, :health, :health_reason, :health_changed_at, :last_heartbeat_at,
+    :deregistered_at
+)
+ON CONFLICT (name) DO UPDATE SET
+    kind = excluded.kind,
+    capabilities = excluded.capabilities,
+    max_concurrency = excluded.max_concurrency,
+    weight = excluded.weight,
+    config = excluded.config,
+    version = excluded.version,
+    created_at = excluded.created_at,
+    updated_at = excluded.updated_at,
+    health = excluded.health,
+    health_reason = excluded.health_reason,
+    health_changed_at = excluded.health_changed_at,
+    last_heartbeat_at = excluded.last_heartbeat_at,
+    deregistered_at = excluded.deregistered_at
+
+-- name: insert_agent_version
+INSERT INTO agent_versions (
+    name, version, kind, capabilities, max_concurrency, weight, config, created_at
+) VALUES (
+    :name, :version, :kind, :capabilities, :max_concurrency, :weight, :config, :created_at
+)
+
+-- name: get_agent
+SELECT * FROM agents WHERE name = :name
+
+-- name: list_agents
+SELECT * FROM agents
+WHERE :include_deregistered OR deregistered_at IS NULL
+ORDER BY name
+
+-- name: agent_versions
+SELECT * FROM agent_versions WHERE name = :name ORDER BY version
