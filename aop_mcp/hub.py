@@ -8,9 +8,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from aop_mcp.agents.manager import AgentManager
+from aop_mcp.agents.pull import PullQueue
+from aop_mcp.agents.work import PullWork
 from aop_mcp.config import Settings
 from aop_mcp.engine import Clock, Engine, EngineLimits, SystemClock
-from aop_mcp.executors import default_executors
+from aop_mcp.executors import default_agent_adapters, default_executors
 from aop_mcp.ports.agent import AgentAdapter
 from aop_mcp.ports.events import EventBus, InMemoryEventBus
 from aop_mcp.ports.executor import Executor
@@ -33,6 +35,7 @@ class Hub:
     dead_letters: DeadLetterService
     tokens: TokenService
     agents: AgentManager
+    work: PullWork  # agent tasks waiting for a pull agent to claim them
 
 
 def engine_limits(settings: Settings) -> EngineLimits:
@@ -65,8 +68,17 @@ async def open_hub(
     store = store or open_store(settings.db)
     clock = clock or SystemClock()
     bus = InMemoryEventBus()
+    adapters = default_agent_adapters() if agent_adapters is None else dict(agent_adapters)
+    agents = AgentManager(store, clock, adapters)
+    pull = PullQueue(clock)
     if executors is None:
-        executors = default_executors(base_env={"PATH": settings.path}, sandbox=settings.sandbox)
+        executors = default_executors(
+            base_env={"PATH": settings.path},
+            sandbox=settings.sandbox,
+            picker=agents,
+            agent_adapters=adapters,
+            pull=pull,
+        )
     await store.open()
     engine = Engine(
         store,
@@ -77,7 +89,6 @@ async def open_hub(
         adopt_orphans=adopt_orphans,
         rng=rng,
     )
-    agents = AgentManager(store, clock, agent_adapters or {})
     try:
         await engine.start()
         try:
@@ -93,6 +104,7 @@ async def open_hub(
                     dead_letters=DeadLetterService(store, engine),
                     tokens=TokenService(store, clock),
                     agents=agents,
+                    work=PullWork(agents, pull),
                 )
             finally:
                 await agents.stop()

@@ -72,7 +72,7 @@ async def test_every_tool_has_a_description_and_an_output_schema(client: Client)
         "run_start", "run_status", "run_wait", "run_list", "run_cancel", "run_retry",
         "task_get", "task_list", "task_logs", "dlq_list", "dlq_replay",
         "agent_register", "agent_update", "agent_deregister", "agent_list", "agent_get",
-        "agent_heartbeat",
+        "agent_heartbeat", "task_claim", "task_heartbeat", "task_complete", "task_fail",
     }  # fmt: skip
     for tool in tools:
         assert len(tool.description or "") > 60, tool.name

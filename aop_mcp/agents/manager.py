@@ -261,6 +261,14 @@ class AgentManager:
                 return lease
             await self._pool.wait(candidates)
 
+    def kinds_of(self, *, capability: str | None, name: str | None) -> frozenset[AgentKind]:
+        """The kinds of the live agents by that name, or with that capability."""
+        return frozenset(
+            agent.kind
+            for agent in self._agents.values()
+            if matches(agent, capability=capability, name=name, kinds=None)
+        )
+
     def release(self, lease: AgentLease, *, ok: bool) -> None:
         """Free the lease's slot; `ok` feeds the agent's circuit breaker."""
         self._pool.release(lease, ok=ok)

@@ -63,6 +63,7 @@ class _Offer:
     capability: str | None
     agent: str | None  # only this agent may claim it
     reply: asyncio.Future[AgentReply]
+    claimed: asyncio.Event | None = None
     claim: Claim | None = None
     holder: str | None = None
     expiry: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -76,6 +77,7 @@ class PullQueue:
         self._waiting: list[_Offer] = []  # oldest first
         self._claimed: dict[str, _Offer] = {}
         self._expired: OrderedDict[str, None] = OrderedDict()  # to refuse late calls clearly
+        self._offered = asyncio.Event()  # set (and replaced) whenever a new offer arrives
 
     async def offer(
         self,
@@ -86,14 +88,18 @@ class PullQueue:
         message: str,
         capability: str | None,
         agent: str | None,
+        claimed: asyncio.Event | None = None,
     ) -> AgentReply:
         """Offer a task to pull agents and wait for its result; raises AgentFailure.
 
-        Cancelling the wait withdraws the offer (and voids its claim, if it has one).
+        `claimed` is set when an agent claims it. Cancelling the wait withdraws the offer
+        (and voids its claim, if it has one).
         """
         reply: asyncio.Future[AgentReply] = asyncio.get_running_loop().create_future()
-        offer = _Offer(run_id, task_id, attempt, message, capability, agent, reply)
+        offer = _Offer(run_id, task_id, attempt, message, capability, agent, reply, claimed)
         self._waiting.append(offer)
+        self._offered.set()
+        self._offered = asyncio.Event()
         try:
             return await reply
         finally:
@@ -108,8 +114,22 @@ class PullQueue:
         for offer in self._waiting:
             if _matches(offer, agent, capabilities):
                 self._waiting.remove(offer)
+                if offer.claimed is not None:
+                    offer.claimed.set()
                 return self._lease(offer, agent, lease_seconds)
         return None
+
+    async def claim_within(
+        self, agent: str, capabilities: Sequence[str], lease_seconds: float, wait: float
+    ) -> Claim | None:
+        """`claim`, waiting up to `wait` seconds for an offer when none is there (long poll)."""
+        try:
+            async with asyncio.timeout(wait):
+                while (claim := self.claim(agent, capabilities, lease_seconds)) is None:
+                    await self._offered.wait()
+                return claim
+        except TimeoutError:
+            return None
 
     def heartbeat(self, agent: str, claim_id: str, lease_seconds: float) -> Claim:
         """Extend a claim's lease; raises ClaimNotFound or LeaseExpired."""

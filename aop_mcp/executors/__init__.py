@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from aop_mcp.executors.agent import AgentExecutor
 from aop_mcp.executors.local import LocalExecutor
 from aop_mcp.executors.python_callable import PythonExecutor
-from aop_mcp.ports.agent import AgentAdapter, AgentPicker
+from aop_mcp.models import Agent
+from aop_mcp.ports.agent import AgentAdapter, AgentPicker, AgentReply
 from aop_mcp.ports.executor import Executor
+
+if TYPE_CHECKING:
+    from aop_mcp.agents.pull import PullQueue
 
 __all__ = [
     "AgentExecutor",
+    "LazyAdapter",
     "LocalExecutor",
     "PythonExecutor",
     "default_agent_adapters",
@@ -25,23 +33,54 @@ def default_executors(
     sandbox: bool = False,
     picker: AgentPicker | None = None,
     agent_adapters: Mapping[str, AgentAdapter] | None = None,
+    pull: PullQueue | None = None,
 ) -> dict[str, Executor]:
     """The executors every engine has, by name: `local` and `python`, and `agent` when a
-    `picker` (the Agent Manager) is given, with `agent_adapters` or the default ones."""
+    `picker` (the Agent Manager) is given, with `agent_adapters` or the default ones, and
+    `pull` for the tasks of pull agents."""
     executors: dict[str, Executor] = {
         "local": LocalExecutor(base_env=base_env, sandbox=sandbox),
         "python": PythonExecutor(),
     }
     if picker is not None:
         adapters = agent_adapters if agent_adapters is not None else default_agent_adapters()
-        executors["agent"] = AgentExecutor(picker, adapters)
+        executors["agent"] = AgentExecutor(picker, adapters, pull=pull)
     return executors
 
 
 def default_agent_adapters() -> dict[str, AgentAdapter]:
-    """The adapters of the agent kinds the hub pushes tasks to: `mcp` and `fast-agent`."""
-    # Imported here: the MCP client is not needed by an engine without agents.
-    from aop_mcp.agents.fast_agent_adapter import FastAgentAdapter
-    from aop_mcp.agents.mcp_remote import McpAgentAdapter
+    """The adapters of the agent kinds the hub pushes tasks to: `mcp` and `fast-agent`.
 
-    return {"mcp": McpAgentAdapter(), "fast-agent": FastAgentAdapter()}
+    Each is built on first use: the MCP client and Fast-Agent take a second or more to
+    import, which a server or `aop run` with no agent task should not pay at start.
+    """
+    return {
+        "mcp": LazyAdapter("mcp", "aop_mcp.agents.mcp_remote", "McpAgentAdapter"),
+        "fast-agent": LazyAdapter(
+            "fast-agent", "aop_mcp.agents.fast_agent_adapter", "FastAgentAdapter"
+        ),
+    }
+
+
+class LazyAdapter:
+    """An AgentAdapter whose module is imported, in a thread, the first time it is used."""
+
+    def __init__(self, kind: str, module: str, name: str) -> None:
+        self.kind = kind
+        self._where = (module, name)
+        self._adapter: AgentAdapter | None = None
+
+    async def invoke(self, agent: Agent, message: str) -> AgentReply:
+        """The real adapter's `invoke`."""
+        return await (await self._real()).invoke(agent, message)
+
+    async def probe(self, agent: Agent) -> None:
+        """The real adapter's `probe`."""
+        await (await self._real()).probe(agent)
+
+    async def _real(self) -> AgentAdapter:
+        if self._adapter is None:
+            module, name = self._where
+            loaded = await asyncio.to_thread(importlib.import_module, module)
+            self._adapter = getattr(loaded, name)()
+        return self._adapter

@@ -13,13 +13,16 @@ import json
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aop_mcp.errors import AopError
 from aop_mcp.executors.capture import cap_text, parse_json
 from aop_mcp.models import AgentKind, FailureKind, TaskError, TaskOutput
 from aop_mcp.ports.agent import AgentAdapter, AgentFailure, AgentLease, AgentPicker, AgentReply
 from aop_mcp.ports.executor import AttemptFailed, ExecutionRequest
+
+if TYPE_CHECKING:
+    from aop_mcp.agents.pull import PullQueue
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +45,13 @@ class AgentExecutor:
         picker: AgentPicker,
         adapters: Mapping[str, AgentAdapter],
         *,
+        pull: PullQueue | None = None,
         default_wait: float = 300.0,
     ) -> None:
-        """`default_wait`: seconds a task without a timeout waits for a free agent."""
+        """`pull`: where tasks for pull agents are offered; `default_wait`: seconds a task
+        without a timeout waits for a free agent (or for a pull agent to claim it)."""
         self._picker = picker
+        self._pull = pull
         self._adapters = dict(adapters)
         self._kinds = frozenset(AgentKind(kind) for kind in self._adapters)
         self._default_wait = default_wait
@@ -53,6 +59,8 @@ class AgentExecutor:
     async def execute(self, request: ExecutionRequest) -> TaskOutput:
         """Run one attempt; return the agent's reply as output or raise AttemptFailed."""
         started = time.perf_counter()
+        if self._for_pull_agents(request.spec):
+            return await self._offer(request, started)
         now = asyncio.get_running_loop().time()
         deadline = None if request.timeout is None else now + request.timeout
         wait = self._default_wait if request.timeout is None else request.timeout
@@ -61,12 +69,46 @@ class AgentExecutor:
         ok = True  # a cancelled attempt is no fault of the agent's
         try:
             reply = await _invoke(adapter, lease, request, deadline)
-            return _output(reply, request, lease, time.perf_counter() - started)
+            return _output(reply, request, lease.agent.name, time.perf_counter() - started)
         except AttemptFailed:
             ok = False
             raise
         finally:
             self._picker.release(lease, ok=ok)
+
+    def _for_pull_agents(self, spec: Any) -> bool:
+        """Whether the task goes to pull agents: every agent that could do it is one."""
+        if self._pull is None:
+            return False
+        kinds = self._picker.kinds_of(capability=spec.capability, name=spec.agent)
+        return bool(kinds) and kinds <= {AgentKind.PULL}
+
+    async def _offer(self, request: ExecutionRequest, started: float) -> TaskOutput:
+        """Offer the task for a pull agent to claim, and wait for its result."""
+        assert self._pull is not None
+        spec = request.spec
+        wait = self._default_wait if request.timeout is None else request.timeout
+        claimed = asyncio.Event()
+        try:
+            async with asyncio.timeout(wait):
+                reply = await self._pull.offer(
+                    run_id=request.run_id,
+                    task_id=request.task_id,
+                    attempt=request.attempt,
+                    message=spec.input,
+                    capability=spec.capability,
+                    agent=spec.agent,
+                    claimed=claimed,
+                )
+        except TimeoutError as exc:
+            if claimed.is_set():
+                message = f"the pull agent that claimed it did not finish within {wait:g}s"
+                raise _failed(FailureKind.TIMEOUT, message) from exc
+            message = f"no pull agent claimed it within {wait:g}s"
+            raise _failed(FailureKind.UNAVAILABLE, message) from exc
+        except AgentFailure as exc:
+            raise _failed(exc.kind, exc.message) from exc
+        return _output(reply, request, "a pull agent", time.perf_counter() - started)
 
     async def _acquire(self, request: ExecutionRequest, until: float, wait: float) -> AgentLease:
         spec = request.spec
@@ -125,7 +167,7 @@ def _adapter_failure(
 
 
 def _output(
-    reply: AgentReply, request: ExecutionRequest, lease: AgentLease, duration: float
+    reply: AgentReply, request: ExecutionRequest, agent: str, duration: float
 ) -> TaskOutput:
     value = reply.json if reply.json is not None else parse_json(reply.text)
     text = reply.text
@@ -143,7 +185,7 @@ def _output(
         cap_bytes=request.output_cap,
     )
     if request.spec.output == "json" and value is None:
-        raise _failed(FailureKind.INVALID_OUTPUT, _not_json(reply, lease, request), output)
+        raise _failed(FailureKind.INVALID_OUTPUT, _not_json(reply, agent), output)
     return output
 
 
@@ -155,8 +197,7 @@ def _too_big(value: Any, cap: int) -> bool:
     return len(text.encode()) > cap
 
 
-def _not_json(reply: AgentReply, lease: AgentLease, request: ExecutionRequest) -> str:
-    agent = lease.agent.name
+def _not_json(reply: AgentReply, agent: str) -> str:
     if reply.json is not None or parse_json(reply.text) is not None:
         return f"the JSON reply of agent {agent!r} is larger than the output cap"
     shown = reply.text if len(reply.text) <= _SHOWN_REPLY else reply.text[:_SHOWN_REPLY] + "…"

@@ -20,6 +20,7 @@ from aop_mcp.mcp import (
     tools_dlq,
     tools_runs,
     tools_tasks,
+    tools_work,
     tools_workflows,
 )
 from aop_mcp.mcp.auth import HubTokenVerifier
@@ -96,7 +97,15 @@ def create_mcp(*, auth: AuthSettings | None = None) -> McpDoor:
         subscriptions=bus,
         log_level="WARNING",
     )
-    for area in (tools_workflows, tools_runs, tools_tasks, tools_dlq, tools_agents, resources):
+    for area in (
+        tools_workflows,
+        tools_runs,
+        tools_tasks,
+        tools_dlq,
+        tools_agents,
+        tools_work,
+        resources,
+    ):
         area.register(server, hubs)
     prompts.register(server)
     updates = RunUpdates(bus)

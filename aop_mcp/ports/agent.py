@@ -71,6 +71,10 @@ class AgentPicker(Protocol):
         """
         ...
 
+    def kinds_of(self, *, capability: str | None, name: str | None) -> frozenset[AgentKind]:
+        """The kinds of the registered agents a task for this capability or name could use."""
+        ...
+
     def release(self, lease: AgentLease, *, ok: bool) -> None:
         """Give the slot back; `ok` feeds the agent's circuit breaker."""
         ...

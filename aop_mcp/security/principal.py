@@ -18,7 +18,7 @@ class Access(StrEnum):
 
     READ = "read"  # look at anything
     WRITE = "write"  # define, run, cancel, retry, replay; register and change agents
-    HEARTBEAT = "heartbeat"  # report that an agent is alive
+    HEARTBEAT = "heartbeat"  # an agent reporting in: heartbeats, and claiming pull work
 
 
 #: The one rule of which role may do what; every door checks callers against it.
