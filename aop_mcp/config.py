@@ -34,6 +34,7 @@ class Settings:
     output_cap: int = 1_048_576  # bytes kept of each of stdout and stderr per attempt
     sandbox: bool = False  # run `local` tasks under bubblewrap
     path: str = "/usr/local/bin:/usr/bin:/bin"  # PATH given to `local` tasks
+    agents_dir: Path | None = None  # agents registered from its *.yaml files at start
     # An admin bearer token the operator chose (AOP_TOKEN); a secret, so never in a repr.
     token: str | None = field(default=None, repr=False)
 
@@ -67,6 +68,15 @@ def _float(key: str, raw: str, minimum: float) -> float:
     if value < minimum:
         raise ConfigError(key, raw, f"must be at least {minimum}")
     return value
+
+
+def _directory(key: str, raw: str) -> Path | None:
+    if not raw:
+        return None
+    path = Path(raw).expanduser()
+    if not path.is_dir():
+        raise ConfigError(key, raw, "not a directory")
+    return path
 
 
 def _bool(key: str, raw: str) -> bool:
@@ -103,6 +113,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "AOP_OUTPUT_CAP": ("output_cap", lambda k, v: _int(k, v, 1024)),
     "AOP_SANDBOX": ("sandbox", _bool),
     "AOP_TASK_PATH": ("path", lambda k, v: v),
+    "AOP_AGENTS_DIR": ("agents_dir", lambda k, v: _directory(k, v)),
     "AOP_TOKEN": ("token", _token),
 }
 

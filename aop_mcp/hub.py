@@ -61,7 +61,8 @@ async def open_hub(
     """Open the store, start the engine, yield the hub; stop and close on exit.
 
     `adopt_orphans=True` (the server) resumes every run no live engine drives;
-    the CLI passes False so `aop run` drives only what it starts. `agent_adapters` reach
+    the CLI passes False so `aop run` drives only what it starts. Agents described in
+    `settings.agents_dir` are registered (or updated) at start. `agent_adapters` reach
     pushed agents by kind (`mcp`, `fast-agent`); the Agent Manager starts after the engine
     and stops before it.
     """
@@ -93,6 +94,8 @@ async def open_hub(
         await engine.start()
         try:
             await agents.start()
+            if settings.agents_dir is not None:
+                await agents.load_agent_files(settings.agents_dir)
             try:
                 yield Hub(
                     settings=settings,

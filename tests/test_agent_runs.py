@@ -11,7 +11,9 @@ from mcp import Client
 from test_agent_executor import ToolServer, served  # noqa: F401  (the fixture)
 
 from aop_mcp.agents.spec import parse_spec
+from aop_mcp.config import load_settings
 from aop_mcp.engine import ManualClock
+from aop_mcp.errors import ConfigError
 from aop_mcp.mcp.server import create_mcp
 from aop_mcp.models import AttemptStatus, FailureKind, RunStatus
 
@@ -115,3 +117,34 @@ async def test_only_pull_agents_may_claim_and_nothing_waiting_means_null(tmp_pat
     assert refused.is_error
     assert "kind 'pull'" in refused.content[0].text
     assert unknown.is_error
+
+
+async def test_agents_described_in_the_agents_directory_are_registered_at_start(tmp_path):
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    (agents / "worker.yaml").write_text("name: worker\nkind: pull\ncapabilities: [summarize]\n")
+    async with hub_on(tmp_path, agents_dir=agents) as hub:
+        [status] = await hub.agents.list(capability="summarize")
+    async with hub_on(tmp_path, agents_dir=agents) as hub:  # a restart: the same version
+        history = await hub.agents.history("worker")
+    assert status.agent.name == "worker"
+    assert len(history) == 1
+
+
+def test_agents_directory_setting_must_name_a_directory(tmp_path):
+    with pytest.raises(ConfigError, match="AOP_AGENTS_DIR"):
+        load_settings({"AOP_DATA_DIR": str(tmp_path), "AOP_AGENTS_DIR": str(tmp_path / "nope")})
+
+
+@pytest.mark.slow
+async def test_an_agent_task_is_done_by_a_fast_agent_agent(tmp_path):
+    config = {"instruction": "Answer with the input.", "model": "passthrough"}
+    async with hub_on(tmp_path) as hub:
+        await hub.agents.register(agent_spec("echo", "fast-agent", config))
+        await hub.workflows.define(summarize_workflow("echoed"))
+        run = await hub.runs.start("summaries")
+        with anyio.fail_after(WAIT):
+            done = await hub.runs.wait(run.id)
+        task = await hub.runs.task(run.id, "echoed")
+    assert done.status is RunStatus.SUCCEEDED, task.task.error
+    assert task.task.output.stdout == "the quick brown fox jumps"
