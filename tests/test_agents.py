@@ -47,6 +47,7 @@ class FlakyAdapter:
 
     def __init__(self) -> None:
         self.failing = False
+        self.failure = AgentFailure(FailureKind.AGENT_ERROR, "tool 'summarize' is not listed")
         self.probed: list[str] = []
 
     async def invoke(self, agent: Agent, message: str) -> AgentReply:
@@ -55,7 +56,7 @@ class FlakyAdapter:
     async def probe(self, agent: Agent) -> None:
         self.probed.append(agent.name)
         if self.failing:
-            raise AgentFailure(FailureKind.UNAVAILABLE, "connection refused")
+            raise self.failure
 
 
 @pytest.fixture
@@ -271,12 +272,25 @@ async def test_failed_probes_degrade_then_make_unhealthy_and_a_success_heals(
         seen.append((await manager.get("remote")).agent.health)
     assert seen == [AgentHealth.DEGRADED, AgentHealth.DEGRADED, AgentHealth.UNHEALTHY]
     assert (
-        "3 probes in a row failed: connection refused"
+        "3 probes in a row failed: tool 'summarize' is not listed"
         in (await manager.get("remote")).agent.health_reason
     )
     adapter.failing = False
     await manager.check_health()
     assert (await manager.get("remote")).agent.health is AgentHealth.HEALTHY
+
+
+async def test_an_agent_that_cannot_be_reached_goes_offline(
+    manager: AgentManager, adapter: FlakyAdapter
+) -> None:
+    await manager.register(mcp_spec("remote"))
+    adapter.failing = True
+    adapter.failure = AgentFailure(FailureKind.UNAVAILABLE, "connection refused")
+    for _ in range(3):
+        await manager.check_health()
+    agent = (await manager.get("remote")).agent
+    assert agent.health is AgentHealth.OFFLINE
+    assert "connection refused" in agent.health_reason
 
 
 async def test_agents_of_a_kind_without_adapter_are_left_as_they_are(

@@ -2,8 +2,8 @@
 
 Pull agents report heartbeats: silent for 2 intervals makes them degraded, for 4 offline.
 Pushed agents (mcp, fast-agent) are probed: one failure makes them degraded, 3 in a row
-unhealthy, a success healthy again. The manager persists a verdict only when it changes
-the agent's health.
+unhealthy (offline when they could not be reached at all), a success healthy again. The
+manager persists a verdict only when it changes the agent's health.
 """
 
 from __future__ import annotations
@@ -54,10 +54,15 @@ def heartbeat_verdict(agent: Agent) -> Verdict | None:
     return None
 
 
-def probe_verdict(failures: int, error: str | None) -> Verdict:
-    """The verdict after a probe; `failures` counts failed probes in a row, this one too."""
+def probe_verdict(failures: int, error: str | None, unreachable: bool = False) -> Verdict:
+    """The verdict after a probe; `failures` counts failed probes in a row, this one too.
+
+    An agent that cannot even be reached (`unreachable`) that many times is offline; one
+    that answers but fails is unhealthy.
+    """
     if error is None:
         return Verdict(AgentHealth.HEALTHY, "probe answered")
     if failures >= UNHEALTHY_AFTER:
-        return Verdict(AgentHealth.UNHEALTHY, f"{failures} probes in a row failed: {error}")
+        health = AgentHealth.OFFLINE if unreachable else AgentHealth.UNHEALTHY
+        return Verdict(health, f"{failures} probes in a row failed: {error}")
     return Verdict(AgentHealth.DEGRADED, f"probe failed: {error}")

@@ -24,8 +24,8 @@ from aop_mcp.agents.selection import matches
 from aop_mcp.agents.spec import AgentSpec, amended
 from aop_mcp.engine.clock import Clock
 from aop_mcp.errors import AgentExists, AgentNotFound, AopError, InvalidAgent, Problem
-from aop_mcp.models import Agent, AgentHealth, AgentKind, AgentVersion
-from aop_mcp.ports.agent import AgentAdapter, AgentLease
+from aop_mcp.models import Agent, AgentHealth, AgentKind, AgentVersion, FailureKind
+from aop_mcp.ports.agent import AgentAdapter, AgentFailure, AgentLease
 from aop_mcp.ports.store import Store
 
 log = logging.getLogger("aop_mcp.agents")
@@ -298,7 +298,8 @@ class AgentManager:
             failures = self._probe_failures.get(agent.name, 0) + 1
             self._probe_failures[agent.name] = failures
             message = str(exc) or type(exc).__name__
-            return probe_verdict(failures, message)
+            unreachable = isinstance(exc, AgentFailure) and exc.kind is FailureKind.UNAVAILABLE
+            return probe_verdict(failures, message, unreachable)
         self._probe_failures.pop(agent.name, None)
         return probe_verdict(0, None)
 
