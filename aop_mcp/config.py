@@ -35,6 +35,7 @@ class Settings:
     sandbox: bool = False  # run `local` tasks under bubblewrap
     path: str = "/usr/local/bin:/usr/bin:/bin"  # PATH given to `local` tasks
     agents_dir: Path | None = None  # agents registered from its *.yaml files at start
+    fast_agent_config: Path | None = None  # the fast-agent.yaml `fast-agent` agents use
     # An admin bearer token the operator chose (AOP_TOKEN); a secret, so never in a repr.
     token: str | None = field(default=None, repr=False)
 
@@ -79,6 +80,15 @@ def _directory(key: str, raw: str) -> Path | None:
     return path
 
 
+def _file(key: str, raw: str) -> Path | None:
+    if not raw:
+        return None
+    path = Path(raw).expanduser()
+    if not path.is_file():
+        raise ConfigError(key, raw, "no such file")
+    return path
+
+
 def _bool(key: str, raw: str) -> bool:
     lowered = raw.strip().lower()
     if lowered in {"1", "true", "yes", "on"}:
@@ -114,6 +124,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "AOP_SANDBOX": ("sandbox", _bool),
     "AOP_TASK_PATH": ("path", lambda k, v: v),
     "AOP_AGENTS_DIR": ("agents_dir", lambda k, v: _directory(k, v)),
+    "AOP_FAST_AGENT_CONFIG": ("fast_agent_config", lambda k, v: _file(k, v)),
     "AOP_TOKEN": ("token", _token),
 }
 

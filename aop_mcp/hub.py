@@ -69,7 +69,10 @@ async def open_hub(
     store = store or open_store(settings.db)
     clock = clock or SystemClock()
     bus = InMemoryEventBus()
-    adapters = default_agent_adapters() if agent_adapters is None else dict(agent_adapters)
+    if agent_adapters is None:
+        adapters = default_agent_adapters(settings.fast_agent_config)
+    else:
+        adapters = dict(agent_adapters)
     agents = AgentManager(store, clock, adapters)
     pull = PullQueue(clock)
     if executors is None:

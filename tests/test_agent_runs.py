@@ -123,6 +123,7 @@ async def test_agents_described_in_the_agents_directory_are_registered_at_start(
     agents = tmp_path / "agents"
     agents.mkdir()
     (agents / "worker.yaml").write_text("name: worker\nkind: pull\ncapabilities: [summarize]\n")
+    (agents / "fast-agent.secrets.yaml").write_text("anthropic: {api_key: x}\n")  # not an agent
     async with hub_on(tmp_path, agents_dir=agents) as hub:
         [status] = await hub.agents.list(capability="summarize")
     async with hub_on(tmp_path, agents_dir=agents) as hub:  # a restart: the same version

@@ -151,8 +151,9 @@ async def test_changing_the_kind_is_refused_naming_the_field(manager: AgentManag
         ),
         (
             {"name": "a", "kind": "fast-agent", "capabilities": ["x"], "config": {"nope": 1}},
-            "config.instruction",
+            "config.nope",
         ),
+        ({"name": "a", "kind": "fast-agent", "capabilities": ["x"], "config": {}}, "config"),
         ({"name": "a", "kind": "pull", "max_concurrency": 0}, "max_concurrency"),
         (
             {"name": "a", "kind": "pull", "config": {"heartbeat_interval": -1}},

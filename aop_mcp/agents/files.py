@@ -16,8 +16,16 @@ from aop_mcp.agents.spec import AgentSpec, parse_spec
 from aop_mcp.errors import InvalidAgent, Problem
 
 #: Fast-Agent's configuration files: they live beside the agent specs but are not specs.
+#: Fast-Agent's own files (its config and secrets, old and new names) can share the folder.
 SKIPPED = frozenset(
-    {"fast-agent.yaml", "fastagent.config.yaml", "fastagent.secrets.yaml", "README.md"}
+    {
+        "fast-agent.yaml",
+        "fast-agent.config.yaml",
+        "fast-agent.secrets.yaml",
+        "fastagent.config.yaml",
+        "fastagent.secrets.yaml",
+        "README.md",
+    }
 )
 
 

@@ -38,10 +38,18 @@ class _Config(BaseModel):
 class FastAgentConfig(_Config):
     """An agent run in this process by Fast-Agent."""
 
-    instruction: str = Field(min_length=1, description="the agent's system instruction")
+    instruction: str | None = Field(
+        default=None, min_length=1, description="the agent's system instruction"
+    )
     model: str = Field(default="passthrough", description="a Fast-Agent model string")
     servers: list[str] = Field(default_factory=list, description="MCP servers it may use")
     card: str | None = Field(default=None, description="path of a Fast-Agent agent card")
+
+    @model_validator(mode="after")
+    def _instruction_or_card(self) -> FastAgentConfig:
+        if self.instruction is None and self.card is None:
+            raise ValueError("give an `instruction`, or a `card` that has one")
+        return self
 
 
 class McpConfig(_Config):

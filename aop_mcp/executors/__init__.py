@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import importlib
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from aop_mcp.executors.agent import AgentExecutor
 from aop_mcp.executors.local import LocalExecutor
@@ -48,7 +49,7 @@ def default_executors(
     return executors
 
 
-def default_agent_adapters() -> dict[str, AgentAdapter]:
+def default_agent_adapters(fast_agent_config: Path | None = None) -> dict[str, AgentAdapter]:
     """The adapters of the agent kinds the hub pushes tasks to: `mcp` and `fast-agent`.
 
     Each is built on first use: the MCP client and Fast-Agent take a second or more to
@@ -57,7 +58,10 @@ def default_agent_adapters() -> dict[str, AgentAdapter]:
     return {
         "mcp": LazyAdapter("mcp", "aop_mcp.agents.mcp_remote", "McpAgentAdapter"),
         "fast-agent": LazyAdapter(
-            "fast-agent", "aop_mcp.agents.fast_agent_adapter", "FastAgentAdapter"
+            "fast-agent",
+            "aop_mcp.agents.fast_agent_adapter",
+            "FastAgentAdapter",
+            config_path=fast_agent_config,
         ),
     }
 
@@ -65,9 +69,10 @@ def default_agent_adapters() -> dict[str, AgentAdapter]:
 class LazyAdapter:
     """An AgentAdapter whose module is imported, in a thread, the first time it is used."""
 
-    def __init__(self, kind: str, module: str, name: str) -> None:
+    def __init__(self, kind: str, module: str, name: str, **options: Any) -> None:
         self.kind = kind
         self._where = (module, name)
+        self._options = options  # given to the adapter's constructor
         self._adapter: AgentAdapter | None = None
 
     async def invoke(self, agent: Agent, message: str) -> AgentReply:
@@ -82,5 +87,5 @@ class LazyAdapter:
         if self._adapter is None:
             module, name = self._where
             loaded = await asyncio.to_thread(importlib.import_module, module)
-            self._adapter = getattr(loaded, name)()
+            self._adapter = getattr(loaded, name)(**self._options)
         return self._adapter
