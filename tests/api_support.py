@@ -6,17 +6,15 @@ like `aop serve` does, and the API is mounted at `/api/v1`.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import socket
+import functools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import anyio
 import httpx2
-import uvicorn
+from servers import serve_in_loop
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
@@ -27,29 +25,6 @@ from aop_mcp.security.principal import Role
 
 WAIT = 20  # seconds any single wait in a test may take before it fails
 PREFIX = "/api/v1"
-
-
-class _Server(uvicorn.Server):
-    """uvicorn's server that says when it listens, and ends event streams as it stops."""
-
-    def __init__(self, config: uvicorn.Config, api: Starlette) -> None:
-        super().__init__(config)
-        self.api = api
-        self.ready = asyncio.Event()
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        try:
-            await super().startup(sockets)
-        finally:
-            self.ready.set()  # also when the lifespan failed: the test sees `started` False
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        close_event_streams(self.api)  # uvicorn waits for open responses before it returns
-        await super().shutdown(sockets)
-
-    @property
-    def port(self) -> int:
-        return self.servers[0].sockets[0].getsockname()[1]
 
 
 @dataclass
@@ -87,28 +62,12 @@ async def serving(tmp_path: Path, *, heartbeat: float = 15.0) -> AsyncIterator[A
     """Serve the API on a free port until the block ends; tokens for three roles."""
     holder: dict[str, Hub] = {}
     api = create_api(lambda: holder["hub"], heartbeat=heartbeat)
-    config = uvicorn.Config(
-        _app(tmp_path, holder, api),
-        host="127.0.0.1",
-        port=0,
-        lifespan="on",
-        log_config=None,
-        ws="none",
-        http="h11",
-    )
-    server = _Server(config, api)
-    task = asyncio.create_task(server.serve())
-    try:
-        with anyio.fail_after(WAIT):
-            await server.ready.wait()
-        assert server.started, "the test server did not start"
+    # uvicorn waits for open responses as it stops: the event streams end first.
+    stop_streams = functools.partial(close_event_streams, api)
+    async with serve_in_loop(_app(tmp_path, holder, api), before_shutdown=stop_streams) as server:
         hub = holder["hub"]
         tokens = [(await hub.tokens.create(role, role.value))[1] for role in _ROLES]
-        yield ApiServer(hub, f"http://127.0.0.1:{server.port}{PREFIX}", *tokens)
-    finally:
-        server.should_exit = True
-        with anyio.fail_after(WAIT):
-            await task
+        yield ApiServer(hub, f"{server.url}{PREFIX}", *tokens)
 
 
 _ROLES = (Role.OPERATOR, Role.VIEWER, Role.AGENT)

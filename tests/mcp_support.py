@@ -1,13 +1,26 @@
-"""Shared helpers for MCP tests: workflow documents and reading tool results."""
+"""Shared helpers for MCP tests: workflow documents, calling tools and reading their results."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+import anyio
 import mcp_types as types
+from mcp import Client
 
 WAIT = 20  # seconds any single wait in a test may take before it fails
+
+INITIALIZE = {  # a raw JSON-RPC `initialize` request, as a client sends it first
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "0"},
+    },
+}
 
 HELLO = """
 name: hello
@@ -53,6 +66,20 @@ def needs_flag(name: str = "needs-flag") -> dict[str, Any]:
             },
         ],
     }
+
+
+async def call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
+    """The structured result of calling `tool`, which must succeed within WAIT seconds."""
+    with anyio.fail_after(WAIT):
+        return data(await client.call_tool(tool, arguments))
+
+
+async def failing(client: Client, tool: str, **arguments: Any) -> str:
+    """The error text of a call that must fail as a tool error."""
+    with anyio.fail_after(WAIT):
+        result = await client.call_tool(tool, arguments)
+    assert result.is_error, result
+    return text(result)
 
 
 def data(result: types.CallToolResult) -> dict[str, Any]:

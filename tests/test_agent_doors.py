@@ -15,7 +15,7 @@ import pytest
 from api_support import ApiServer, serving
 from engine_support import hub_on
 from mcp import Client
-from mcp_support import WAIT, data, text
+from mcp_support import WAIT, call, failing, text
 from test_mcp_http import mcp_client
 from test_mcp_http import serving as serving_mcp
 
@@ -47,18 +47,6 @@ async def client(tmp_path: Path) -> AsyncIterator[Client]:
         door: McpDoor = create_mcp()
         async with door.attached(hub), Client(door.server) as connected:
             yield connected
-
-
-async def call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
-    with anyio.fail_after(WAIT):
-        return data(await client.call_tool(tool, arguments))
-
-
-async def failing(client: Client, tool: str, **arguments: Any) -> str:
-    with anyio.fail_after(WAIT):
-        result = await client.call_tool(tool, arguments)
-    assert result.is_error, result
-    return text(result)
 
 
 async def test_mcp_register_update_get_with_history_and_deregister(client: Client) -> None:

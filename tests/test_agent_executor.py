@@ -8,7 +8,6 @@ is a minimal one in this module; the hub's Agent Manager is tested on its own.
 from __future__ import annotations
 
 import asyncio
-import socket
 import sys
 import textwrap
 from collections.abc import AsyncIterator, Collection, Mapping
@@ -18,10 +17,10 @@ from typing import Any
 
 import anyio
 import pytest
-import uvicorn
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel
+from servers import free_port, serve_in_loop
 
 from aop_mcp.agents.fast_agent_adapter import FastAgentAdapter
 from aop_mcp.agents.mcp_remote import McpAgentAdapter
@@ -167,50 +166,17 @@ def tool_server(slow_started: asyncio.Event, finish_slow: asyncio.Event) -> MCPS
     return server
 
 
-class _Uvicorn(uvicorn.Server):
-    """uvicorn's server that says when it is listening (or failed to start)."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.ready = asyncio.Event()
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        try:
-            await super().startup(sockets)
-        finally:
-            self.ready.set()
-
-
 @pytest.fixture
 async def served() -> AsyncIterator[ToolServer]:
     slow_started, finish_slow = asyncio.Event(), asyncio.Event()
     app = tool_server(slow_started, finish_slow).streamable_http_app()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, lifespan="on", log_config=None, ws="none", http="h11"
-    )
-    server = _Uvicorn(config)
-    serving = asyncio.create_task(server.serve())
-    try:
-        with anyio.fail_after(WAIT):
-            await server.ready.wait()
-        assert server.started, "the test MCP server did not start"
-        port = server.servers[0].sockets[0].getsockname()[1]
-        yield ToolServer(f"http://127.0.0.1:{port}/mcp", slow_started, finish_slow)
-    finally:
-        finish_slow.set()  # a call still in the slow tool must not hold the shutdown up
-        server.should_exit = True
-        with anyio.fail_after(WAIT):
-            await serving
+    # A call still in the slow tool must not hold the shutdown up.
+    async with serve_in_loop(app, before_shutdown=finish_slow.set) as server:
+        yield ToolServer(f"{server.url}/mcp", slow_started, finish_slow)
 
 
 def mcp_agent(url: str, tool: str = "summarize", slots: int = 1) -> Agent:
     return make_agent(AgentKind.MCP, {"url": url, "tool": tool, "headers": {"X-Aop": "1"}}, slots)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # --- mcp agents -----------------------------------------------------------------------------

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import select
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
 
 import pytest
+from servers import clean_env, read_until, spawn
 
 from aop_mcp.cli.render import ProgressLines, to_json
 from aop_mcp.models import Event, FailureKind, RunStatus, TaskError
@@ -62,13 +59,6 @@ tasks:
 """
 
 
-def clean_env(tmp_path: Path) -> dict[str, str]:
-    """The caller's environment without any AOP_ setting, with data kept under tmp_path."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AOP_")}
-    env["AOP_DATA_DIR"] = str(tmp_path / "data")
-    return env
-
-
 @pytest.fixture
 def aop(tmp_path: Path) -> Aop:
     """Run `python -m aop_mcp ARGS...` to its end; returns the completed process."""
@@ -97,35 +87,6 @@ def only_line(text: str) -> str:
     lines = text.strip().splitlines()
     assert len(lines) == 1, text
     return lines[0]
-
-
-def read_until(stream: IO[str], wanted: str, seconds: float) -> str:
-    """What `stream` printed up to and including `wanted`; fails after `seconds`.
-
-    Reads the pipe's file descriptor directly, so nothing sits unseen in a buffer.
-    """
-    deadline = time.monotonic() + seconds
-    seen = b""
-    while wanted.encode() not in seen:
-        ready, _, _ = select.select(
-            [stream.fileno()], [], [], max(0.0, deadline - time.monotonic())
-        )
-        assert ready, f"no {wanted!r} within {seconds}s; got {seen.decode(errors='replace')!r}"
-        chunk = os.read(stream.fileno(), 65536)
-        assert chunk, f"the stream ended before {wanted!r}; got {seen.decode(errors='replace')!r}"
-        seen += chunk
-    return seen.decode(errors="replace")
-
-
-def spawn(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "aop_mcp", *args],
-        env=clean_env(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-    )
 
 
 # --- validate -------------------------------------------------------------------------------

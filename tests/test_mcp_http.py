@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import anyio
 import httpx2
 import pytest
-import uvicorn
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from mcp_support import HELLO, WAIT, data, text
-from test_serve import free_port, read_until, spawn, stop
+from mcp_support import HELLO, INITIALIZE, WAIT, call, data, text
+from servers import free_port, read_until, serve_in_loop, spawned, stop
 
 from aop_mcp.config import Settings
 from aop_mcp.hub import Hub
@@ -28,35 +24,7 @@ from aop_mcp.server import create_app
 pytestmark = pytest.mark.anyio
 
 PRESET = "preset-admin-token-0123456789"  # AOP_TOKEN, as an operator would choose it
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "raw", "version": "0"},
-    },
-}
 MCP_HEADERS = {"Accept": "application/json, text/event-stream"}
-
-
-class _Server(uvicorn.Server):
-    """uvicorn's server that says when it is listening (or failed to start)."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.ready = asyncio.Event()
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        try:
-            await super().startup(sockets)
-        finally:
-            self.ready.set()
-
-    @property
-    def port(self) -> int:
-        return self.servers[0].sockets[0].getsockname()[1]
 
 
 @dataclass
@@ -74,20 +42,8 @@ async def serving(tmp_path: Path) -> AsyncIterator[Served]:
     """`create_app` under uvicorn on a free port, until the block ends."""
     settings = Settings(data_dir=tmp_path / "data", db=tmp_path / "aop.db", port=0, token=PRESET)
     app = create_app(settings)
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, lifespan="on", log_config=None, ws="none", http="h11"
-    )
-    server = _Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        with anyio.fail_after(WAIT):
-            await server.ready.wait()
-        assert server.started, "the test server did not start"
-        yield Served(app.state.hub, f"http://127.0.0.1:{server.port}/mcp")
-    finally:
-        server.should_exit = True
-        with anyio.fail_after(WAIT):
-            await task
+    async with serve_in_loop(app) as server:
+        yield Served(app.state.hub, f"{server.url}/mcp")
 
 
 @pytest.fixture
@@ -103,11 +59,6 @@ async def mcp_client(url: str, token: str, mode: str = "auto") -> AsyncIterator[
         transport = streamable_http_client(url, http_client=http)
         async with Client(transport, mode=mode) as client:
             yield client
-
-
-async def call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
-    with anyio.fail_after(WAIT):
-        return data(await client.call_tool(tool, arguments))
 
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
@@ -182,8 +133,7 @@ async def test_healthz_needs_no_token(served: Served) -> None:
 async def test_first_start_prints_an_admin_token_once_with_the_urls(tmp_path: Path) -> None:
     port, db = free_port(), tmp_path / "aop.db"
     args = ("serve", "--port", str(port), "--db", str(db))
-    proc = spawn(tmp_path, *args)
-    try:
+    with spawned(tmp_path, *args, seconds=WAIT) as proc:
         said = read_until(proc.stderr, "aop-mcp serving on", WAIT)
         assert f"MCP: http://127.0.0.1:{port}/mcp" in said
         assert f"REST: http://127.0.0.1:{port}/api/v1" in said
@@ -191,14 +141,7 @@ async def test_first_start_prints_an_admin_token_once_with_the_urls(tmp_path: Pa
         async with mcp_client(f"http://127.0.0.1:{port}/mcp", token) as client:
             assert (await call(client, "workflow_list"))["workflows"] == []
         assert stop(proc) == 0
-    finally:
-        proc.kill()
-        proc.communicate(timeout=WAIT)
-    again = spawn(tmp_path, *args)
-    try:
+    with spawned(tmp_path, *args, seconds=WAIT) as again:
         said = read_until(again.stderr, "aop-mcp serving on", WAIT)
         assert "token:" not in said  # shown once: a token exists now
         assert stop(again) == 0
-    finally:
-        again.kill()
-        again.communicate(timeout=WAIT)

@@ -3,38 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
-from mcp_support import HELLO, WAIT, data
+from mcp_support import HELLO, INITIALIZE, WAIT, call, data
+from servers import clean_env
 
 pytestmark = pytest.mark.anyio
-
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "raw", "version": "0"},
-    },
-}
-
-
-def env_for(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AOP_")}
-    env["AOP_DATA_DIR"] = str(tmp_path / "data")
-    return env
 
 
 def command(tmp_path: Path) -> list[str]:
@@ -44,16 +26,11 @@ def command(tmp_path: Path) -> list[str]:
 @asynccontextmanager
 async def stdio_session(tmp_path: Path, mode: str) -> AsyncIterator[Client]:
     argv = command(tmp_path)
-    params = StdioServerParameters(command=argv[0], args=argv[1:], env=env_for(tmp_path))
+    params = StdioServerParameters(command=argv[0], args=argv[1:], env=clean_env(tmp_path))
     # The server's stderr goes to a file: pytest's captured stderr has no descriptor.
     with (tmp_path / "stderr.log").open("w") as errlog:
         async with Client(stdio_client(params, errlog=errlog), mode=mode) as client:
             yield client
-
-
-async def call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
-    with anyio.fail_after(WAIT):
-        return data(await client.call_tool(tool, arguments))
 
 
 @pytest.mark.slow
@@ -87,7 +64,7 @@ async def test_a_client_defines_starts_and_waits_for_a_run_over_stdio(
 def test_stdout_carries_only_the_protocol_and_eof_ends_the_server_with_0(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         command(tmp_path),
-        env=env_for(tmp_path),
+        env=clean_env(tmp_path),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -112,7 +89,7 @@ def test_an_unusable_database_is_one_error_line_and_exit_1(tmp_path: Path) -> No
     blocker.write_text("not a directory")
     argv = [sys.executable, "-m", "aop_mcp", "stdio", "--db", str(blocker / "aop.db")]
     proc = subprocess.run(
-        argv, env=env_for(tmp_path), input="", capture_output=True, text=True, timeout=WAIT
+        argv, env=clean_env(tmp_path), input="", capture_output=True, text=True, timeout=WAIT
     )
     assert proc.returncode == 1
     assert proc.stdout == ""

@@ -16,7 +16,17 @@ import mcp_types as types
 import pytest
 from engine_support import hub_on
 from mcp import Client
-from mcp_support import HELLO, SLOW, WAIT, data, needs_flag, resource_json, resource_text, text
+from mcp_support import (
+    HELLO,
+    SLOW,
+    WAIT,
+    call,
+    data,
+    failing,
+    needs_flag,
+    resource_json,
+    resource_text,
+)
 
 from aop_mcp.mcp.prompts import EXAMPLE
 from aop_mcp.mcp.server import McpDoor, create_mcp
@@ -39,19 +49,6 @@ async def door(tmp_path: Path) -> AsyncIterator[McpDoor]:
 async def client(request: pytest.FixtureRequest, door: McpDoor) -> AsyncIterator[Client]:
     async with Client(door.server, mode=request.param) as connected:
         yield connected
-
-
-async def call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
-    with anyio.fail_after(WAIT):
-        return data(await client.call_tool(tool, arguments))
-
-
-async def failing(client: Client, tool: str, **arguments: Any) -> str:
-    """The error text of a call that must fail as a tool error."""
-    with anyio.fail_after(WAIT):
-        result = await client.call_tool(tool, arguments)
-    assert result.is_error, result
-    return text(result)
 
 
 async def run_to_end(client: Client, workflow: str, **inputs: Any) -> dict[str, Any]:

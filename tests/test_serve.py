@@ -5,19 +5,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import select
 import signal
-import socket
-import subprocess
-import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import IO
 
 import pytest
+from servers import free_port, read_until, spawn, spawned, stop
 
 TIMEOUT = 30
 
@@ -32,42 +27,6 @@ tasks:
       shell: echo $$ > "$PIDFILE"; exec sleep 60
       env: {PIDFILE: "{{ inputs.pidfile }}"}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def env_for(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AOP_")}
-    env["AOP_DATA_DIR"] = str(tmp_path / "data")
-    return env
-
-
-def read_until(stream: IO[str], wanted: str, seconds: float) -> str:
-    """What `stream` printed up to and including `wanted`; fails after `seconds`."""
-    deadline = time.monotonic() + seconds
-    seen = b""
-    while wanted.encode() not in seen:
-        left = max(0.0, deadline - time.monotonic())
-        ready, _, _ = select.select([stream.fileno()], [], [], left)
-        assert ready, f"no {wanted!r} within {seconds}s; got {seen.decode(errors='replace')!r}"
-        chunk = os.read(stream.fileno(), 65536)
-        assert chunk, f"the stream ended before {wanted!r}; got {seen.decode(errors='replace')!r}"
-        seen += chunk
-    return seen.decode(errors="replace")
-
-
-def spawn(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "aop_mcp", *args],
-        env=env_for(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def healthz(port: int) -> dict[str, object]:
@@ -86,16 +45,11 @@ def read_fifo(path: Path, seconds: float) -> int:
     return int(got[0])
 
 
-def stop(proc: subprocess.Popen[str]) -> int:
-    proc.send_signal(signal.SIGTERM)
-    return proc.wait(timeout=TIMEOUT)
-
-
 @pytest.mark.slow
 def test_serve_answers_healthz_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     port, db = free_port(), tmp_path / "aop.db"
-    proc = spawn(tmp_path, "serve", "--host", "127.0.0.1", "--port", str(port), "--db", str(db))
-    try:
+    args = ("serve", "--host", "127.0.0.1", "--port", str(port), "--db", str(db))
+    with spawned(tmp_path, *args) as proc:
         said = read_until(proc.stderr, "aop-mcp serving on", TIMEOUT)
         assert f"aop-mcp serving on http://127.0.0.1:{port} (database: {db})" in said
         health = healthz(port)
@@ -104,9 +58,6 @@ def test_serve_answers_healthz_and_stops_cleanly_on_sigterm(tmp_path: Path) -> N
         assert health["runs_driven"] == 0
         assert isinstance(health["version"], str)
         assert stop(proc) == 0
-    finally:
-        proc.kill()
-        proc.communicate(timeout=TIMEOUT)
 
 
 @pytest.mark.slow
@@ -116,24 +67,17 @@ def test_serve_resumes_a_run_whose_process_was_killed(tmp_path: Path) -> None:
     workflow.write_text(SLOW)
     pidfile = tmp_path / "nap.pid"
     os.mkfifo(pidfile)  # the task blocks writing its pid until the test reads it
-    cli = spawn(tmp_path, "run", str(workflow), "--db", str(db), "-i", f"pidfile={pidfile}")
-    try:
+    # SIGKILLed as the block ends: the run is left running, as after a crash.
+    with spawned(tmp_path, "run", str(workflow), "--db", str(db), "-i", f"pidfile={pidfile}"):
         task_pid = read_fifo(pidfile, TIMEOUT)  # the task is running
-    finally:
-        cli.kill()  # SIGKILL: the run is left running, as after a crash
-        cli.communicate(timeout=TIMEOUT)
     # The task dies with its engine (parent-death signal); make sure before the restart.
     with contextlib.suppress(ProcessLookupError):
         os.killpg(task_pid, signal.SIGKILL)
     port = free_port()
-    server = spawn(tmp_path, "serve", "--port", str(port), "--db", str(db))
-    try:
+    with spawned(tmp_path, "serve", "--port", str(port), "--db", str(db)) as server:
         read_until(server.stderr, "aop-mcp serving on", TIMEOUT)
         assert healthz(port)["runs_driven"] == 1
         assert stop(server) == 0
-    finally:
-        server.kill()
-        server.communicate(timeout=TIMEOUT)
 
 
 def test_serve_with_an_unusable_database_says_so_in_one_line(tmp_path: Path) -> None:
@@ -164,16 +108,8 @@ def test_serve_puts_rest_and_mcp_behind_the_token_and_stops_with_a_stream_open(
     tmp_path: Path,
 ) -> None:
     port, token = free_port(), "aop_test_" + "x" * 24
-    env = {**env_for(tmp_path), "AOP_TOKEN": token}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "aop_mcp", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
     base = f"http://127.0.0.1:{port}"
-    try:
+    with spawned(tmp_path, "serve", "--port", str(port), AOP_TOKEN=token) as proc:
         read_until(proc.stderr, "aop-mcp serving on", TIMEOUT)
         assert get(f"{base}/api/v1/workflows", token) == (200, {"items": []})
         status, problem = get(f"{base}/api/v1/workflows", None)
@@ -191,6 +127,3 @@ def test_serve_puts_rest_and_mcp_behind_the_token_and_stops_with_a_stream_open(
         with urllib.request.urlopen(events, timeout=TIMEOUT) as stream:
             assert stream.headers["Content-Type"].startswith("text/event-stream")
             assert stop(proc) == 0  # the open event stream does not hold the shutdown
-    finally:
-        proc.kill()
-        proc.communicate(timeout=TIMEOUT)
