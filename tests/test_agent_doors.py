@@ -108,6 +108,10 @@ async def test_mcp_viewer_is_refused_and_an_agent_token_may_only_heartbeat(
             await served.hub.agents.register(parse_spec(PULLER))
             beat = await call(as_agent, "agent_heartbeat", name="puller")
             assert beat["name"] == "puller"
+            await served.hub.agents.register(parse_spec({**PULLER, "name": "other"}))
+            spoofed = await as_agent.call_tool("agent_heartbeat", {"name": "other"})
+            assert spoofed.is_error
+            assert "belongs to agent 'puller'" in text(spoofed)
 
 
 # --- REST -----------------------------------------------------------------------------------
@@ -163,16 +167,20 @@ async def test_rest_errors_are_problems_naming_the_field(api: ApiServer) -> None
 async def test_rest_roles_viewer_reads_agent_only_heartbeats(api: ApiServer) -> None:
     async with api.client() as http:
         await http.post("/agents", json=PULLER)
+    _, puller_token = await api.hub.tokens.create(Role.AGENT, "puller")
     async with api.client("viewer") as viewer:
         assert (await viewer.get("/agents")).status_code == 200
         body = problem(await viewer.post("/agents", json=REMOTE), 403)
         assert "viewer" in body["detail"]
         problem(await viewer.post("/agents/puller/heartbeat"), 403)
-    async with api.client("agent") as agent:
+    async with api.client(puller_token) as agent:
         problem(await agent.delete("/agents/puller"), 403)
         beat = await agent.post("/agents/puller/heartbeat")
         assert beat.status_code == 200, beat.text
         assert beat.json()["last_heartbeat_at"] is not None
+    async with api.client("agent") as other_agent:  # an agent token named "agent"
+        body = problem(await other_agent.post("/agents/puller/heartbeat"), 403)
+        assert "belongs to agent 'agent'" in body["detail"]
 
 
 async def test_openapi_documents_the_agent_routes(api: ApiServer) -> None:

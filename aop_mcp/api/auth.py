@@ -77,3 +77,15 @@ def authorize(request: Request, principal: Principal, access: Access | None = No
 def _refuse(request: Request, reason: str) -> None:
     client = request.client.host if request.client else "unknown client"
     log.warning("refused %s %s from %s: %s", request.method, request.url.path, client, reason)
+
+
+def authorize_agent(request: Request, principal: Principal | None, agent: str) -> None:
+    """Raises Forbidden (403) unless the caller may report for `agent` (see `acts_for`)."""
+    if principal is None or rules.acts_for(principal, agent):
+        return
+    _refuse(request, f"agent token {principal.name!r} used for agent {agent!r}")
+    raise Forbidden(
+        f"this token belongs to agent {principal.name!r}; it cannot report for agent "
+        f"{agent!r} (give each agent its own token: aop token create --role agent --name "
+        f"{agent})"
+    )

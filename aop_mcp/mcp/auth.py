@@ -91,6 +91,18 @@ def require(access: Access, action: str) -> Principal:
     return principal
 
 
+def require_agent(agent: str, action: str) -> Principal:
+    """The caller, if it may report for `agent` (an agent token only for its own agent)."""
+    principal = require(Access.HEARTBEAT, action)
+    if not rules.acts_for(principal, agent):
+        raise ToolError(
+            f"this token belongs to agent {principal.name!r}, so it cannot {action} for agent "
+            f"{agent!r}; give each agent its own token: aop token create --role agent "
+            f"--name {agent}"
+        )
+    return principal
+
+
 class RefusalLog:
     """ASGI wrapper: logs each 401/403 of the wrapped app with method, path and client."""
 

@@ -10,12 +10,11 @@ from pydantic import Field
 
 from aop_mcp.agents.spec import parse_spec
 from aop_mcp.mcp.agent_views import AgentVersionView, AgentView, agent_version_view, agent_view
-from aop_mcp.mcp.auth import require, require_writer
+from aop_mcp.mcp.auth import require_agent, require_writer
 from aop_mcp.mcp.errors import tool_errors
 from aop_mcp.mcp.holder import HubHolder
 from aop_mcp.mcp.views import View
 from aop_mcp.models import AgentHealth, AgentKind
-from aop_mcp.security.principal import Access
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 WRITES = ToolAnnotations(open_world_hint=False)
@@ -135,7 +134,7 @@ def _register_writes(server: MCPServer, hubs: HubHolder) -> None:
         free), for 4 offline (not used); a heartbeat makes it healthy again. Tokens with the
         agent role may call this.
         """
-        require(Access.HEARTBEAT, "report an agent's heartbeat")
+        require_agent(name, "report a heartbeat")
         hub = await hubs.wait_hub()
         return agent_view(await hub.agents.heartbeat(name))
 

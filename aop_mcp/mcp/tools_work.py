@@ -9,11 +9,10 @@ from mcp_types import ToolAnnotations
 from pydantic import Field
 
 from aop_mcp.agents.pull import Claim
-from aop_mcp.mcp.auth import require
+from aop_mcp.mcp.auth import require_agent
 from aop_mcp.mcp.errors import tool_errors
 from aop_mcp.mcp.holder import HubHolder
 from aop_mcp.mcp.views import View, iso
-from aop_mcp.security.principal import Access
 
 WORK = ToolAnnotations(open_world_hint=False)
 AgentName = Annotated[str, Field(description="your name, as registered with kind 'pull'")]
@@ -78,7 +77,7 @@ def register(server: MCPServer, hubs: HubHolder) -> None:
         result (or task_fail). If the lease runs out the task goes back to the engine and
         your late result is refused.
         """
-        require(Access.HEARTBEAT, "claim work")
+        require_agent(agent, "claim work")
         hub = await hubs.wait_hub()
         claim = await hub.work.claim(agent, capabilities, lease_seconds, wait_seconds)
         return ClaimResult(claim=None if claim is None else claim_view(claim))
@@ -89,7 +88,7 @@ def register(server: MCPServer, hubs: HubHolder) -> None:
         agent: AgentName, claim_id: ClaimId, lease_seconds: LeaseSeconds = 60
     ) -> ClaimView:
         """Keep a claimed task: its lease now ends `lease_seconds` from now."""
-        require(Access.HEARTBEAT, "keep claimed work")
+        require_agent(agent, "keep claimed work")
         hub = await hubs.wait_hub()
         return claim_view(await hub.work.heartbeat(agent, claim_id, lease_seconds))
 
@@ -107,7 +106,7 @@ def register(server: MCPServer, hubs: HubHolder) -> None:
 
         Refused with an error if your lease expired first (the task was given back).
         """
-        require(Access.HEARTBEAT, "complete work")
+        require_agent(agent, "complete work")
         hub = await hubs.wait_hub()
         await hub.work.complete(agent, claim_id, result, json)
         return Done()
@@ -123,7 +122,7 @@ def register(server: MCPServer, hubs: HubHolder) -> None:
         ] = True,
     ) -> Done:
         """Report that you could not do a claimed task; its retry policy decides what next."""
-        require(Access.HEARTBEAT, "fail work")
+        require_agent(agent, "fail work")
         hub = await hubs.wait_hub()
         await hub.work.fail(agent, claim_id, error, retryable)
         return Done()

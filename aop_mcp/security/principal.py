@@ -40,6 +40,12 @@ def allowed_roles(access: Access) -> str:
     return ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else names[0]
 
 
+def acts_for(principal: Principal, agent: str) -> bool:
+    """Whether the caller may speak for `agent`: an agent token only for the agent it is
+    named after (`aop token create --role agent --name AGENT`); other roles for any."""
+    return principal.role is not Role.AGENT or principal.name == agent
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     token_id: str

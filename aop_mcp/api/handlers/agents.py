@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from aop_mcp.agents.spec import AgentSpec
-from aop_mcp.api import views
+from aop_mcp.api import auth, views
 from aop_mcp.api.handlers.workflows import location
 from aop_mcp.api.operations import Call, reply
 
@@ -53,5 +53,7 @@ async def agent_versions(call: Call) -> Response:
 
 
 async def agent_heartbeat(call: Call) -> Response:
-    """`POST /agents/{name}/heartbeat`: a pull agent is alive (agent tokens may call it)."""
-    return reply(views.agent(await call.hub.agents.heartbeat(call.param("name"))))
+    """`POST /agents/{name}/heartbeat`: a pull agent is alive (its own agent token may call)."""
+    name = call.param("name")
+    auth.authorize_agent(call.request, call.principal, name)
+    return reply(views.agent(await call.hub.agents.heartbeat(name)))
