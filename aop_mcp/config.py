@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from aop_mcp.errors import ConfigError
+from aop_mcp.security.sandbox import SandboxMode
 
 APP_NAME = "aop-mcp"
 
@@ -32,7 +33,8 @@ class Settings:
     max_concurrency: int = 32  # attempts running at once in this engine, all runs together
     lease_seconds: float = 30.0  # how long a crashed engine's runs stay locked on other hosts
     output_cap: int = 1_048_576  # bytes kept of each of stdout and stderr per attempt
-    sandbox: bool = False  # run `local` tasks under bubblewrap
+    sandbox: SandboxMode = "auto"  # run `local` tasks under bubblewrap: auto, true, false
+    allow_unsandboxed: bool = False  # MCP/HTTP may define local tasks with no sandbox
     path: str = "/usr/local/bin:/usr/bin:/bin"  # PATH given to `local` tasks
     agents_dir: Path | None = None  # agents registered from its *.yaml files at start
     fast_agent_config: Path | None = None  # the fast-agent.yaml `fast-agent` agents use
@@ -98,6 +100,15 @@ def _bool(key: str, raw: str) -> bool:
     raise ConfigError(key, raw, "expected true or false")
 
 
+def _sandbox(key: str, raw: str) -> SandboxMode:
+    if raw.strip().lower() == "auto":
+        return "auto"
+    try:
+        return "true" if _bool(key, raw) else "false"
+    except ConfigError:
+        raise ConfigError(key, raw, "expected auto, true or false") from None
+
+
 #: Shortest AOP_TOKEN accepted: a chosen token must not be guessable.
 MIN_TOKEN_LENGTH = 16
 
@@ -121,7 +132,8 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "AOP_MAX_CONCURRENCY": ("max_concurrency", lambda k, v: _int(k, v, 1)),
     "AOP_LEASE_SECONDS": ("lease_seconds", lambda k, v: _float(k, v, 1.0)),
     "AOP_OUTPUT_CAP": ("output_cap", lambda k, v: _int(k, v, 1024)),
-    "AOP_SANDBOX": ("sandbox", _bool),
+    "AOP_SANDBOX": ("sandbox", _sandbox),
+    "AOP_ALLOW_UNSANDBOXED": ("allow_unsandboxed", _bool),
     "AOP_TASK_PATH": ("path", lambda k, v: v),
     "AOP_AGENTS_DIR": ("agents_dir", lambda k, v: _directory(k, v)),
     "AOP_FAST_AGENT_CONFIG": ("fast_agent_config", lambda k, v: _file(k, v)),
@@ -140,3 +152,18 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             values[name] = parse(key, env[key])
     settings = Settings(data_dir=data_dir, db=data_dir / "aop.db", **values)
     return settings.with_db(env.get("AOP_DB") or None)
+
+
+#: What `aop doctor` reads to find a Dagger engine without touching the network.
+DAGGER_VARIABLES = (
+    "DAGGER_SESSION_PORT",
+    "DAGGER_SESSION_TOKEN",
+    "_EXPERIMENTAL_DAGGER_RUNNER_HOST",
+    "PATH",
+)
+
+
+def dagger_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The variables of DAGGER_VARIABLES that are set (default: from `os.environ`)."""
+    env = os.environ if environ is None else environ
+    return {key: env[key] for key in DAGGER_VARIABLES if env.get(key)}

@@ -200,6 +200,16 @@ class AgentExists(Conflict):
         self.name = name
 
 
+class PolicyRefused(AopError):
+    """The server's policy forbids what was asked; the message says who can change that."""
+
+    status = 403
+
+    def __init__(self, message: str, *, task_id: str | None = None) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+
+
 class StoreError(AopError):
     """The store could not do what was asked (disk, lock, corruption)."""
 

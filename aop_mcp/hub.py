@@ -17,6 +17,7 @@ from aop_mcp.ports.agent import AgentAdapter
 from aop_mcp.ports.events import EventBus, InMemoryEventBus
 from aop_mcp.ports.executor import Executor
 from aop_mcp.ports.store import Store
+from aop_mcp.security.sandbox import SandboxDecision, decide_sandbox
 from aop_mcp.security.tokens import TokenService
 from aop_mcp.services.dead_letters import DeadLetterService
 from aop_mcp.services.runs import RunService
@@ -36,6 +37,7 @@ class Hub:
     tokens: TokenService
     agents: AgentManager
     work: PullWork  # agent tasks waiting for a pull agent to claim them
+    sandbox: SandboxDecision  # whether local tasks run in bubblewrap, decided at start
 
 
 def engine_limits(settings: Settings) -> EngineLimits:
@@ -75,10 +77,11 @@ async def open_hub(
         adapters = dict(agent_adapters)
     agents = AgentManager(store, clock, adapters)
     pull = PullQueue(clock)
+    sandbox = decide_sandbox(settings.sandbox, settings.path)
     if executors is None:
         executors = default_executors(
             base_env={"PATH": settings.path},
-            sandbox=settings.sandbox,
+            sandbox=sandbox.sandboxed,
             picker=agents,
             agent_adapters=adapters,
             pull=pull,
@@ -111,6 +114,7 @@ async def open_hub(
                     tokens=TokenService(store, clock),
                     agents=agents,
                     work=PullWork(agents, pull),
+                    sandbox=sandbox,
                 )
             finally:
                 await agents.stop()

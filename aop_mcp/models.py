@@ -168,6 +168,7 @@ class TaskRun:
     error: TaskError | None = None
     skip_reason: str | None = None
     recovered_by: str | None = None  # the fallback task that stood in after it failed
+    cached: bool = False  # its output was taken from the result cache, not executed
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +257,14 @@ class RunLease:
     lease_until: float
 
 
+@dataclass(frozen=True, slots=True)
+class CacheEntry:
+    """A task's output kept under its cache key, and when it was stored (for ttls)."""
+
+    output: TaskOutput
+    created_at: float
+
+
 @dataclass(slots=True)
 class Changes:
     """One atomic batch of writes. Later puts of the same record replace earlier ones."""
@@ -264,7 +273,7 @@ class Changes:
     task_runs: dict[tuple[str, str], TaskRun] = field(default_factory=dict)
     attempts: dict[tuple[str, str, int], Attempt] = field(default_factory=dict)
     dead_letters: dict[str, DeadLetter] = field(default_factory=dict)
-    cache: dict[str, TaskOutput] = field(default_factory=dict)
+    cache: dict[str, CacheEntry] = field(default_factory=dict)
     released_runs: set[str] = field(default_factory=set)
     events: list[NewEvent] = field(default_factory=list)
 

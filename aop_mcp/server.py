@@ -96,6 +96,7 @@ def create_app(settings: Settings) -> Starlette:
         try:
             async with open_hub(settings, adopt_orphans=True) as hub:
                 app.state.hub = hub
+                _log_sandbox(hub)
                 await _bootstrap_token(app, hub, settings)
                 async with door.attached(hub), door.server.session_manager.run():
                     yield
@@ -115,6 +116,12 @@ def create_app(settings: Settings) -> Starlette:
     app.state.mcp = door
     app.state.api = api
     return app
+
+
+def _log_sandbox(hub: Hub) -> None:
+    """One line at start: whether local tasks are sandboxed and, if not, why and how."""
+    level = logging.INFO if hub.sandbox.sandboxed and hub.sandbox.usable else logging.WARNING
+    logging.getLogger("uvicorn.error").log(level, hub.sandbox.describe())
 
 
 async def _bootstrap_token(app: Starlette, hub: Hub, settings: Settings) -> None:

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+from engine_support import settings_for
 from servers import serve_in_loop
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from aop_mcp.api import close_event_streams, create_api
-from aop_mcp.config import Settings
 from aop_mcp.hub import Hub, open_hub
 from aop_mcp.security.principal import Role
 
@@ -45,8 +45,10 @@ class ApiServer:
         )
 
 
-def _app(tmp_path: Path, holder: dict[str, Hub], api: Starlette) -> Starlette:
-    settings = Settings(data_dir=tmp_path / "data", db=tmp_path / "aop.db")
+def _app(
+    tmp_path: Path, holder: dict[str, Hub], api: Starlette, overrides: dict[str, Any]
+) -> Starlette:
+    settings = settings_for(tmp_path, **overrides)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -58,13 +60,19 @@ def _app(tmp_path: Path, holder: dict[str, Hub], api: Starlette) -> Starlette:
 
 
 @contextlib.asynccontextmanager
-async def serving(tmp_path: Path, *, heartbeat: float = 15.0) -> AsyncIterator[ApiServer]:
-    """Serve the API on a free port until the block ends; tokens for three roles."""
+async def serving(
+    tmp_path: Path, *, heartbeat: float = 15.0, **overrides: Any
+) -> AsyncIterator[ApiServer]:
+    """Serve the API on a free port until the block ends; tokens for three roles.
+
+    `overrides` change the hub's Settings (see `engine_support.settings_for`)."""
     holder: dict[str, Hub] = {}
     api = create_api(lambda: holder["hub"], heartbeat=heartbeat)
     # uvicorn waits for open responses as it stops: the event streams end first.
     stop_streams = functools.partial(close_event_streams, api)
-    async with serve_in_loop(_app(tmp_path, holder, api), before_shutdown=stop_streams) as server:
+    async with serve_in_loop(
+        _app(tmp_path, holder, api, overrides), before_shutdown=stop_streams
+    ) as server:
         hub = holder["hub"]
         tokens = [(await hub.tokens.create(role, role.value))[1] for role in _ROLES]
         yield ApiServer(hub, f"{server.url}{PREFIX}", *tokens)

@@ -18,8 +18,14 @@ from aop_mcp.models import Event
 WAIT = 20  # seconds any single wait in a test may take before it fails
 
 
+#: Tests read and write files under tmp_path, which the sandbox's private /tmp hides: local
+#: tasks run unsandboxed and may be defined over MCP and HTTP unless a test says otherwise.
+UNSANDBOXED: dict[str, Any] = {"sandbox": "false", "allow_unsandboxed": True}
+
+
 def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
-    return Settings(data_dir=tmp_path / "data", db=tmp_path / "aop.db", **overrides)
+    values = {**UNSANDBOXED, **overrides}
+    return Settings(data_dir=tmp_path / "data", db=tmp_path / "aop.db", **values)
 
 
 @asynccontextmanager

@@ -112,13 +112,18 @@ def free_port() -> int:
 # --- `python -m aop_mcp` as a subprocess ----------------------------------------------------
 
 
+#: Local tasks unsandboxed, and allowed over MCP and HTTP (the tests' default).
+UNSANDBOXED_ENV = {"AOP_SANDBOX": "false", "AOP_ALLOW_UNSANDBOXED": "true"}
+
+
 def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     """The caller's environment without any AOP_ setting, with data kept under tmp_path.
 
-    `extra` is added last (e.g. `AOP_TOKEN=...`).
+    `extra` is added last (e.g. `AOP_TOKEN=...`). Local tasks run unsandboxed (and may be
+    defined over MCP and HTTP): tests use files under tmp_path, which the sandbox's /tmp hides.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("AOP_")}
-    return {**env, "AOP_DATA_DIR": str(tmp_path / "data"), **extra}
+    return {**env, "AOP_DATA_DIR": str(tmp_path / "data"), **UNSANDBOXED_ENV, **extra}
 
 
 def spawn(tmp_path: Path, *args: str, **extra_env: str) -> subprocess.Popen[str]:

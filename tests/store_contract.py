@@ -26,6 +26,7 @@ from aop_mcp.models import (
     AgentVersion,
     Attempt,
     AttemptStatus,
+    CacheEntry,
     Changes,
     DeadLetter,
     FailureKind,
@@ -325,6 +326,7 @@ class StoreContract:
             error=error,
             skip_reason="skip",
             recovered_by="b",
+            cached=True,
         )
         attempt = Attempt("run_1", "a", 2, AttemptStatus.FAILED, "w", 1.0, 2.0, 3.0, output, error)
         await store.commit(Changes(task_runs={("run_1", "a"): full}))
@@ -340,7 +342,7 @@ class StoreContract:
         changes = Changes()
         changes.put_task_run(TaskRun("run_1", "a", TaskStatus.RUNNING))
         changes.put_dead_letter(a_dead_letter("dl_1"))
-        changes.cache["key"] = TaskOutput(stdout="cached")
+        changes.cache["key"] = CacheEntry(TaskOutput(stdout="cached"), created_at=1.0)
         changes.emit(NewEvent("run_1", "task.started", 1.0, "a"))
         changes.put_attempt(an_attempt("run_1", "no-such-task"))
         with pytest.raises(StoreError):
@@ -510,10 +512,30 @@ class StoreContract:
 
     async def test_cached_output_is_found_by_key(self, store: Store) -> None:
         assert await store.get_cached_output("k") is None
-        await store.commit(Changes(cache={"k": TaskOutput(0, "one")}))
-        await store.commit(Changes(cache={"k": TaskOutput(0, "two"), "j": TaskOutput(1)}))
+        await store.commit(Changes(cache={"k": CacheEntry(TaskOutput(0, "one"), 1.0)}))
+        two, j = CacheEntry(TaskOutput(0, "two"), 2.0), CacheEntry(TaskOutput(1), 2.0)
+        await store.commit(Changes(cache={"k": two, "j": j}))
         assert await store.get_cached_output("k") == TaskOutput(0, "two")
         assert await store.get_cached_output("j") == TaskOutput(1)
+
+    async def test_cached_output_older_than_not_before_is_not_found(self, store: Store) -> None:
+        await store.commit(Changes(cache={"k": CacheEntry(TaskOutput(0, "old"), 10.0)}))
+        assert await store.get_cached_output("k", 10.0) == TaskOutput(0, "old")
+        assert await store.get_cached_output("k", 10.5) is None
+        assert await store.get_cached_output("k", None) == TaskOutput(0, "old")
+
+    async def test_a_rewritten_cache_entry_is_young_again(self, store: Store) -> None:
+        await store.commit(Changes(cache={"k": CacheEntry(TaskOutput(0, "old"), 10.0)}))
+        await store.commit(Changes(cache={"k": CacheEntry(TaskOutput(0, "new"), 20.0)}))
+        assert await store.get_cached_output("k", 15.0) == TaskOutput(0, "new")
+
+    async def test_clear_cache_removes_every_entry_and_counts_them(self, store: Store) -> None:
+        assert await store.clear_cache() == 0
+        entry = CacheEntry(TaskOutput(0, "x"), 1.0)
+        await store.commit(Changes(cache={"a": entry, "b": entry}))
+        assert await store.clear_cache() == 2
+        assert await store.get_cached_output("a") is None
+        assert await store.clear_cache() == 0
 
     # Tokens ------------------------------------------------------------------------
 

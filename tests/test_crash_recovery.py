@@ -67,7 +67,7 @@ async def kill_aop_run_mid_run(tmp_path: Path) -> None:
     """Start `aop run` on the crash workflow and SIGKILL it while `second` runs."""
     workflow = crash_workflow(tmp_path)
     os.mkfifo(tmp_path / "fifo")
-    env = {**os.environ, "AOP_DATA_DIR": str(tmp_path / "data")}
+    env = {**os.environ, "AOP_DATA_DIR": str(tmp_path / "data"), "AOP_SANDBOX": "false"}
     command = [sys.executable, "-m", "aop_mcp", "run", str(workflow)]
     command += ["--db", str(tmp_path / "aop.db")]
     process = await anyio.open_process(

@@ -357,8 +357,10 @@ async def test_cached_task_reuses_its_earlier_output(tmp_path):
             (await hub.runs.task(r, "expensive")).task.output.stdout for r in (first, second)
         ]
         events = await hub.store.list_events(run_id=second)
+        flags = [(await hub.runs.task(r, "expensive")).task.cached for r in (first, second)]
     assert outputs == ["result\n", "result\n"]
     assert counter.read_text() == "x\n"
+    assert flags == [False, True]
     assert any(e.type == "task.succeeded" and e.data["cached"] for e in events)
 
 

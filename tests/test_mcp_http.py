@@ -11,12 +11,12 @@ from pathlib import Path
 import anyio
 import httpx2
 import pytest
+from engine_support import settings_for
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_support import HELLO, INITIALIZE, WAIT, call, data, text
 from servers import free_port, read_until, serve_in_loop, spawned, stop
 
-from aop_mcp.config import Settings
 from aop_mcp.hub import Hub
 from aop_mcp.security.principal import Role
 from aop_mcp.server import create_app
@@ -40,7 +40,7 @@ class Served:
 @contextlib.asynccontextmanager
 async def serving(tmp_path: Path) -> AsyncIterator[Served]:
     """`create_app` under uvicorn on a free port, until the block ends."""
-    settings = Settings(data_dir=tmp_path / "data", db=tmp_path / "aop.db", port=0, token=PRESET)
+    settings = settings_for(tmp_path, port=0, token=PRESET)
     app = create_app(settings)
     async with serve_in_loop(app) as server:
         yield Served(app.state.hub, f"{server.url}/mcp")

@@ -169,6 +169,7 @@ class TaskRunView(_Response):
     error: TaskErrorView | None
     skip_reason: str | None
     recovered_by: str | None
+    cached: bool = Field(description="output reused from the result cache, not executed")
 
 
 class AttemptView(_Response):

@@ -125,6 +125,7 @@ def task_run(record: TaskRun) -> s.TaskRunView:
         error=_error(record.error),
         skip_reason=record.skip_reason,
         recovered_by=record.recovered_by,
+        cached=record.cached,
     )
 
 

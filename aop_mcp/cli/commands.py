@@ -181,6 +181,18 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def cache_clear(args: argparse.Namespace, settings: Settings) -> int:
+    """`aop cache clear`: every cached task result is removed; the next runs execute."""
+    store = open_store(settings.db)
+    await store.open()
+    try:
+        count = await store.clear_cache()
+    finally:
+        await store.close()
+    print(f"cleared {count} cached result{'s' if count != 1 else ''}")
+    return 0
+
+
 @asynccontextmanager
 async def _token_service(settings: Settings) -> AsyncIterator[TokenService]:
     # Tokens need only the store: no engine is started for them.
@@ -228,3 +240,13 @@ async def token_revoke(args: argparse.Namespace, settings: Settings) -> int:
         token = await tokens.revoke(args.token_id)
     print(f"revoked token {token.id} ({token.name})")
     return 0
+
+
+async def doctor(args: argparse.Namespace, settings: Settings) -> int:
+    """`aop doctor`: one line per check; exit 1 when something the setup needs is missing."""
+    from aop_mcp.cli.doctor import diagnose, report
+    from aop_mcp.config import dagger_environment
+
+    text, code = report(diagnose(settings, dagger_environment()))
+    print(text)
+    return code

@@ -56,9 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(commands, [store, as_json, drive])
     _add_runs(commands, store, as_json)
     _add_dlq(commands, store, as_json, drive)
+    _add_cache(commands, store)
     _add_serve(commands, store)
     _add_stdio(commands, store)
     _add_token(commands, store, as_json)
+    _add_doctor(commands, store)
     return parser
 
 
@@ -132,6 +134,15 @@ def _add_dlq(
     replay.set_defaults(command="dlq_replay")
 
 
+def _add_cache(commands: Commands, store: argparse.ArgumentParser) -> None:
+    cache = commands.add_parser("cache", help="the result cache of `cache: true` tasks")
+    sub = cache.add_subparsers(dest="action", metavar="ACTION", required=True)
+    clear = sub.add_parser(
+        "clear", parents=[store], help="remove every cached result; prints how many"
+    )
+    clear.set_defaults(command="cache_clear")
+
+
 def _add_serve(commands: Commands, store: argparse.ArgumentParser) -> None:
     serve = commands.add_parser(
         "serve", parents=[store], help="run the server (resumes runs a crashed process left)"
@@ -170,3 +181,12 @@ def _add_token(
     revoke = sub.add_parser("revoke", parents=[store], help="stop a token from working")
     revoke.add_argument("token_id", metavar="ID")
     revoke.set_defaults(command="token_revoke")
+
+
+def _add_doctor(commands: Commands, store: argparse.ArgumentParser) -> None:
+    doctor = commands.add_parser(
+        "doctor",
+        parents=[store],
+        help="check this host for the configured setup: sandbox, tools, database, Dagger",
+    )
+    doctor.set_defaults(command="doctor")

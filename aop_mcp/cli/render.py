@@ -82,6 +82,8 @@ def short(text: str | None, limit: int = _SHORT) -> str:
 
 def task_note(task: TaskRun) -> str:
     """Why a task ended as it did, in a few words: its error, skip reason or stand-in."""
+    if task.cached:
+        return "cached"
     if task.recovered_by is not None:
         return f"recovered by {task.recovered_by!r}"
     if task.status is TaskStatus.SKIPPED:

@@ -11,7 +11,13 @@ from aop_mcp.engine import progress
 from aop_mcp.engine.progress import RunState, Step
 from aop_mcp.models import Attempt, AttemptStatus, FailureKind, TaskError
 from aop_mcp.ports.executor import ExecutionRequest, Executor
-from aop_mcp.workflow import TemplateContext, TemplateError, evaluate_when, render_run
+from aop_mcp.workflow import (
+    CachePolicy,
+    TemplateContext,
+    TemplateError,
+    evaluate_when,
+    render_run,
+)
 
 if TYPE_CHECKING:
     from aop_mcp.engine.engine import Engine
@@ -26,6 +32,7 @@ class Launch:
     executor: Executor
     request: ExecutionRequest
     cache_key: str | None
+    cache_not_before: float | None = None  # entries stored earlier than this have expired
 
 
 def prepare_attempt(engine: Engine, step: Step, state: RunState, task_id: str) -> Launch | None:
@@ -69,16 +76,25 @@ def prepare_attempt(engine: Engine, step: Step, state: RunState, task_id: str) -
         work_root=engine.limits.work_root,
         output_cap=engine.limits.output_cap,
     )
-    cache_key = cache_key_of(run_spec) if spec.cache else None
-    return Launch(state, attempt, executor, request, cache_key)
+    if not spec.cache:
+        return Launch(state, attempt, executor, request, None)
+    ttl = spec.cache.ttl if isinstance(spec.cache, CachePolicy) else None
+    not_before = None if ttl is None else step.now - ttl
+    return Launch(state, attempt, executor, request, cache_key_of(executor, run_spec), not_before)
 
 
-def cache_key_of(run_spec: object) -> str:
-    """What makes a task's result reusable: its executor and its rendered `run` block.
+def cache_key_of(executor: Executor, run_spec: object) -> str:
+    """What makes a task's result reusable: its executor, that executor's version and the
+    rendered `run` block.
 
-    The rendered block holds the command, image, env and whatever inputs and upstream
-    outputs its templates used, so a change to any of them makes a new key.
+    The rendered block holds the command, image, env names and values and whatever inputs and
+    upstream outputs its templates used, so a change to any of them makes a new key; so does a
+    new executor version.
     """
-    dump = run_spec.model_dump(mode="json")  # type: ignore[attr-defined]
-    text = json.dumps(dump, sort_keys=True, separators=(",", ":"))
+    key = {
+        "executor": executor.name,
+        "version": executor.version,
+        "run": run_spec.model_dump(mode="json"),  # type: ignore[attr-defined]
+    }
+    text = json.dumps(key, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()

@@ -444,7 +444,9 @@ class Engine:
         try:
             cached = None
             if launch.cache_key is not None:
-                cached = await self.store.get_cached_output(launch.cache_key)
+                cached = await self.store.get_cached_output(
+                    launch.cache_key, launch.cache_not_before
+                )
             if cached is not None:
                 outcome.output = replace(cached, attempt=launch.attempt.number, duration=0.0)
                 outcome.cached = True

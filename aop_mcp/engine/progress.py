@@ -15,6 +15,7 @@ from typing import Any
 from aop_mcp.models import (
     Attempt,
     AttemptStatus,
+    CacheEntry,
     Changes,
     DeadLetter,
     FailureKind,
@@ -240,12 +241,17 @@ def task_succeeded(
     step.changes.put_attempt(_finish(attempt, AttemptStatus.SUCCEEDED, step.now, output))
     task_run = state.tasks[task_id]
     done = replace(
-        task_run, status=TaskStatus.SUCCEEDED, output=output, error=None, finished_at=step.now
+        task_run,
+        status=TaskStatus.SUCCEEDED,
+        output=output,
+        error=None,
+        finished_at=step.now,
+        cached=cached,
     )
     put_task(step, state, done)
     state.outputs[task_id] = output
     if cache_key is not None and not cached:
-        step.changes.cache[cache_key] = output
+        step.changes.cache[cache_key] = CacheEntry(output, created_at=step.now)
     step.emit(state, "task.succeeded", task_id, attempt=attempt.number, cached=cached)
     primary = state.graph.fallback_of(task_id)
     if primary is not None:

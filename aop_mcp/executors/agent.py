@@ -39,6 +39,7 @@ class AgentExecutor:
     """
 
     name = "agent"
+    version = "1"
 
     def __init__(
         self,

@@ -3,7 +3,9 @@
 The child gets a scrubbed environment, a fresh working directory, stdin from /dev/null and
 capped stdout/stderr. A timeout or a cancellation kills the whole process group, so nothing
 the command started outlives its attempt. With `sandbox=True` the command runs inside
-bubblewrap: read-only root, writable working directory, no network.
+bubblewrap: read-only root, writable working directory, no network unless the task says
+`network: true`. A task's `limits` (address space, CPU seconds) are set with util-linux's
+`prlimit` just before the command starts.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class LocalExecutor:
     """
 
     name = "local"
+    version = "1"
 
     def __init__(self, *, base_env: Mapping[str, str] | None = None, sandbox: bool = False):
         """`base_env`: variables every attempt gets (usually just PATH); `sandbox`: run
@@ -47,6 +50,7 @@ class LocalExecutor:
         self._sandbox = sandbox
         self._bwrap = shutil.which("bwrap", path=self._base_env["PATH"]) if sandbox else None
         self._setpriv = shutil.which("setpriv", path=_SYSTEM_PATH)
+        self._prlimit = shutil.which("prlimit", path=_SYSTEM_PATH)
 
     async def execute(self, request: ExecutionRequest) -> TaskOutput:
         """Run one attempt; return its output or raise AttemptFailed."""
@@ -60,9 +64,10 @@ class LocalExecutor:
         spec = request.spec
         workdir = _workdir(spec, attempt_dir)
         env = self._env(request, workdir, attempt_dir)
-        argv = _argv(spec)
+        argv = self._limited(_argv(spec), getattr(spec, "limits", None), env["PATH"], workdir)
         if self._sandbox:
-            argv = self._sandboxed(argv, env, workdir, attempt_dir)  # bwrap --die-with-parent
+            network = bool(getattr(spec, "network", False))
+            argv = self._sandboxed(argv, env, workdir, attempt_dir, network)  # --die-with-parent
         elif self._setpriv is not None:
             argv = _dies_with_engine(self._setpriv, argv, env["PATH"], workdir)
         started = time.monotonic()
@@ -89,26 +94,60 @@ class LocalExecutor:
         return env
 
     def _sandboxed(
-        self, argv: list[str], env: Mapping[str, str], workdir: Path, attempt_dir: Path
+        self,
+        argv: list[str],
+        env: Mapping[str, str],
+        workdir: Path,
+        attempt_dir: Path,
+        network: bool = False,
     ) -> list[str]:
         if self._bwrap is None:
             raise _error(
                 "the sandbox is on but bubblewrap (bwrap) is not installed; install the "
                 "`bubblewrap` package, or turn the sandbox off with AOP_SANDBOX=0"
             )
-        return bwrap_argv(self._bwrap, argv, env, workdir, attempt_dir)
+        return bwrap_argv(self._bwrap, argv, env, workdir, attempt_dir, network=network)
+
+    def _limited(self, argv: list[str], limits: Any, path: str, workdir: Path) -> list[str]:
+        """`argv` under `prlimit` when the task has limits; as it is otherwise."""
+        options = prlimit_options(limits)
+        if not options:
+            return argv
+        if self._prlimit is None:
+            raise _error(
+                "the task has limits but prlimit is not installed; install util-linux, "
+                "or remove `limits` from the task"
+            )
+        program = argv[0] if self._sandbox else _resolve(argv[0], path, workdir)
+        return [self._prlimit, *options, "--", program, *argv[1:]]
+
+
+def prlimit_options(limits: Any) -> list[str]:
+    """prlimit's options for a task's `limits` (`memory` in bytes, `cpu_seconds`)."""
+    memory = getattr(limits, "memory", None)
+    cpu = getattr(limits, "cpu_seconds", None)
+    options = [f"--as={memory}"] if memory is not None else []
+    return options + ([f"--cpu={cpu}"] if cpu is not None else [])
 
 
 def bwrap_argv(
-    bwrap: str, argv: list[str], env: Mapping[str, str], workdir: Path, attempt_dir: Path
+    bwrap: str,
+    argv: list[str],
+    env: Mapping[str, str],
+    workdir: Path,
+    attempt_dir: Path,
+    *,
+    network: bool = False,
 ) -> list[str]:
     """`argv` wrapped in bubblewrap: read-only root, writable working directories, private
-    /tmp, /dev and /proc, every namespace unshared (no network), a clean environment."""
+    /tmp, /dev and /proc, every namespace unshared (no network unless `network`), a clean
+    environment."""
     wrapped = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
     wrapped += ["--tmpfs", "/tmp"]  # before the binds: a workdir under /tmp stays visible
     for path in dict.fromkeys((str(attempt_dir), str(workdir))):
         wrapped += ["--bind", path, path]
-    wrapped += ["--unshare-all", "--die-with-parent", "--new-session", "--clearenv"]
+    wrapped += ["--unshare-all", *(["--share-net"] if network else [])]
+    wrapped += ["--die-with-parent", "--new-session", "--clearenv"]
     for key, value in env.items():
         wrapped += ["--setenv", key, value]
     return [*wrapped, "--chdir", str(workdir), "--", *argv]

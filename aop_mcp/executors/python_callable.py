@@ -34,6 +34,7 @@ class PythonExecutor:
     """
 
     name = "python"
+    version = "1"
 
     def __init__(self) -> None:
         self._targets: dict[str, _Target] = {}

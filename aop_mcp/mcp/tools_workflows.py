@@ -13,6 +13,7 @@ from aop_mcp.mcp.auth import require_writer
 from aop_mcp.mcp.errors import tool_errors
 from aop_mcp.mcp.holder import HubHolder
 from aop_mcp.mcp.views import View, WorkflowInfo, WorkflowView, workflow_info, workflow_view
+from aop_mcp.security.policy import refuse_unsandboxed
 
 Document = Annotated[
     str | dict[str, Any],
@@ -87,6 +88,7 @@ def register(server: MCPServer, hubs: HubHolder) -> None:
         """
         require_writer("define a workflow")
         hub = await hubs.wait_hub()
+        refuse_unsandboxed(hub, hub.workflows.validate(document))
         stored, created = await hub.workflows.define(document)
         return DefineView(
             name=stored.name,

@@ -164,6 +164,7 @@ class TaskRunView(View):
     output_summary: str | None = None
     skip_reason: str | None = None
     recovered_by: str | None = Field(default=None, description="fallback that stood in for it")
+    cached: bool = Field(default=False, description="output reused from the result cache")
 
 
 def task_run_view(task: TaskRun) -> TaskRunView:
@@ -180,6 +181,7 @@ def task_run_view(task: TaskRun) -> TaskRunView:
         output_summary=output_summary(task.output),
         skip_reason=task.skip_reason,
         recovered_by=task.recovered_by,
+        cached=task.cached,
     )
 
 

@@ -38,5 +38,7 @@ class Executor(Protocol):
     """
 
     name: str
+    #: Part of every cache key: bump it when the same `run` block would give another result.
+    version: str
 
     async def execute(self, request: ExecutionRequest) -> TaskOutput: ...

@@ -140,8 +140,14 @@ class Store(Protocol):
         """Raises DeadLetterNotFound."""
         ...
 
-    async def get_cached_output(self, key: str) -> TaskOutput | None:
-        """The output stored under a task cache key, if any."""
+    async def get_cached_output(
+        self, key: str, not_before: float | None = None
+    ) -> TaskOutput | None:
+        """The output stored under a task cache key, if any stored at or after `not_before`."""
+        ...
+
+    async def clear_cache(self) -> int:
+        """Remove every cache entry; returns how many there were."""
         ...
 
     # Tokens ------------------------------------------------------------------

@@ -116,6 +116,7 @@ def task_run_params(task_run: TaskRun) -> dict[str, Any]:
         "error": error_text(task_run.error),
         "skip_reason": task_run.skip_reason,
         "recovered_by": task_run.recovered_by,
+        "cached": int(task_run.cached),
     }
 
 
@@ -136,6 +137,7 @@ def task_run_of(row: Row) -> TaskRun:
         error=error_of(row["error"]),
         skip_reason=row["skip_reason"],
         recovered_by=row["recovered_by"],
+        cached=bool(row["cached"]),
     )
 
 

@@ -25,6 +25,7 @@ from aop_mcp.models import (
     AgentVersion,
     Attempt,
     AttemptStatus,
+    CacheEntry,
     Changes,
     DeadLetter,
     Event,
@@ -56,7 +57,7 @@ class MemoryStore:
         self._events: list[Event] = []
         self._events_by_run: dict[str, list[Event]] = {}
         self._dead_letters: dict[str, DeadLetter] = {}
-        self._cache: dict[str, TaskOutput] = {}
+        self._cache: dict[str, CacheEntry] = {}
         self._leases: dict[str, RunLease] = {}
         self._tokens: dict[str, Token] = {}
         self._token_by_hash: dict[str, str] = {}
@@ -251,10 +252,22 @@ class MemoryStore:
         except KeyError:
             raise DeadLetterNotFound(dead_letter_id) from None
 
-    async def get_cached_output(self, key: str) -> TaskOutput | None:
-        """The output stored under a task cache key, if any."""
+    async def get_cached_output(
+        self, key: str, not_before: float | None = None
+    ) -> TaskOutput | None:
+        """The output stored under a task cache key, if any stored at or after `not_before`."""
         self._check_open()
-        return self._cache.get(key)
+        entry = self._cache.get(key)
+        if entry is None or (not_before is not None and entry.created_at < not_before):
+            return None
+        return entry.output
+
+    async def clear_cache(self) -> int:
+        """Remove every cache entry; returns how many there were."""
+        self._check_open()
+        count = len(self._cache)
+        self._cache.clear()
+        return count
 
     # Tokens ------------------------------------------------------------------------
 
@@ -384,8 +397,8 @@ class MemoryStore:
             key = (attempt.run_id, attempt.task_id)
             self._attempts.setdefault(key, {})[attempt.number] = _stored(attempt)
         self._dead_letters.update(changes.dead_letters)
-        for key, output in changes.cache.items():
-            self._cache[key] = _stored_output(output)
+        for key, entry in changes.cache.items():
+            self._cache[key] = replace(entry, output=_stored_output(entry.output))
         events = [self._append_event(event) for event in changes.events]
         for run_id in changes.released_runs:
             self._leases.pop(run_id, None)

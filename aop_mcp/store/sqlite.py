@@ -197,9 +197,15 @@ class SqliteStore:
         """Raises DeadLetterNotFound."""
         return await self._hop(ops.get_dead_letter, dead_letter_id)
 
-    async def get_cached_output(self, key: str) -> TaskOutput | None:
-        """The output stored under a task cache key, if any."""
-        return await self._hop(ops.get_cached_output, key)
+    async def get_cached_output(
+        self, key: str, not_before: float | None = None
+    ) -> TaskOutput | None:
+        """The output stored under a task cache key, if any stored at or after `not_before`."""
+        return await self._hop(ops.get_cached_output, key, not_before)
+
+    async def clear_cache(self) -> int:
+        """Remove every cache entry; returns how many there were."""
+        return await self._write(ops.clear_cache)
 
     # Tokens ------------------------------------------------------------------------
 

@@ -137,9 +137,13 @@ def get_dead_letter(conn: Conn, dead_letter_id: str) -> DeadLetter:
     return codec.dead_letter_of(row)
 
 
-def get_cached_output(conn: Conn, key: str) -> TaskOutput | None:
-    row = _one(conn, "get_cache", {"key": key})
+def get_cached_output(conn: Conn, key: str, not_before: float | None) -> TaskOutput | None:
+    row = _one(conn, "get_cache", {"key": key, "not_before": not_before})
     return None if row is None else codec.output_of(row["output"])
+
+
+def clear_cache(conn: Conn) -> int:
+    return conn.execute(Q["clear_cache"]).rowcount
 
 
 def get_token(conn: Conn, token_id: str) -> Token:
@@ -233,7 +237,10 @@ def apply_changes(conn: Conn, changes: Changes) -> list[Event]:
         "upsert_dead_letter",
         [codec.dead_letter_params(d) for d in changes.dead_letters.values()],
     )
-    cache = [{"key": k, "output": codec.output_text(o)} for k, o in changes.cache.items()]
+    cache = [
+        {"key": k, "output": codec.output_text(e.output), "created_at": e.created_at}
+        for k, e in changes.cache.items()
+    ]
     _put_many(conn, "upsert_cache", cache)
     events = _insert_events(conn, changes.events)
     _put_many(conn, "release_lease", [{"run_id": r} for r in changes.released_runs])

@@ -3,6 +3,7 @@
 from aop_mcp.workflow.document import (
     AgentRun,
     Backoff,
+    CachePolicy,
     InputSpec,
     LocalRun,
     PythonRun,
@@ -24,6 +25,7 @@ from aop_mcp.workflow.templating import (
 __all__ = [
     "AgentRun",
     "Backoff",
+    "CachePolicy",
     "Graph",
     "InputSpec",
     "LocalRun",

@@ -19,8 +19,10 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     PrivateAttr,
+    Tag,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -168,14 +170,59 @@ class InputSpec(_Frozen):
 # --- run kinds ------------------------------------------------------------------------------
 
 
+_SIZE = re.compile(r"(\d+)\s*([KMG]?)B?", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+
+
+def parse_memory_size(value: Any) -> int:
+    """Bytes from a whole number of bytes or a string like `512M`, `64K`, `2G`; must be > 0."""
+    hint = "use a number of bytes or a size like 512M (units K, M, G)"
+    if isinstance(value, int) and not isinstance(value, bool):
+        size = value
+    elif isinstance(value, str) and (match := _SIZE.fullmatch(value.strip())):
+        size = int(match[1]) * _SIZE_UNITS[match[2].upper()]
+    else:
+        raise fail(f"invalid memory size {value!r}: {hint}")
+    if size <= 0:
+        raise fail(f"memory size must be more than 0 bytes, got {value!r}")
+    return size
+
+
+MemorySize = Annotated[
+    int,
+    BeforeValidator(parse_memory_size),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "exclusiveMinimum": 0},
+                {"type": "string", "pattern": r"^\d+[KMGkmg]?[Bb]?$"},
+            ],
+            "description": "bytes, or a size like 64K, 512M, 2G",
+        }
+    ),
+]
+
+
+class Limits(_Frozen):
+    """Resource limits of a local task's process: its address space and its CPU time."""
+
+    memory: MemorySize | None = None
+    cpu_seconds: int | None = Field(default=None, ge=1)
+
+
 class LocalRun(_Frozen):
-    """A subprocess on the engine's host: `command` (no shell) or `shell` (a /bin/sh script)."""
+    """A subprocess on the engine's host: `command` (no shell) or `shell` (a /bin/sh script).
+
+    In the sandbox it has no network unless `network` is true; `limits` cap its memory and
+    CPU time."""
 
     executor: Literal["local"]
     command: list[str] | None = None
     shell: str | None = None
     env: dict[str, str] = {}
     workdir: str | None = None
+    network: bool = False
+    limits: Limits | None = None
 
     @model_validator(mode="after")
     def _command_or_shell(self) -> LocalRun:
@@ -295,6 +342,34 @@ class RetryPolicy(_Frozen):
         return kind in self.retry_on
 
 
+# --- result cache ---------------------------------------------------------------------------
+
+
+class CachePolicy(_Frozen):
+    """`cache: {ttl: 1h}`: reuse a stored result younger than `ttl` (no ttl: forever)."""
+
+    ttl: Duration | None = None
+
+
+def _cache_setting(value: Any) -> Any:
+    """`cache` is true, false or a mapping such as {ttl: 1h}; anything else is named."""
+    if isinstance(value, bool | dict | CachePolicy):
+        return value
+    raise fail(f"invalid cache {value!r}: write true, false or a mapping such as {{ttl: 1h}}")
+
+
+def _cache_kind(value: Any) -> str:
+    return "flag" if isinstance(value, bool) else "policy"
+
+
+# A flag or a policy, told apart up front so an error speaks of one of them, not both.
+CacheSetting = Annotated[
+    Annotated[bool, Tag("flag")] | Annotated[CachePolicy, Tag("policy")],
+    Discriminator(_cache_kind),
+    BeforeValidator(_cache_setting),
+]
+
+
 # --- tasks and the document -----------------------------------------------------------------
 
 
@@ -321,7 +396,7 @@ class TaskSpec(_Frozen):
     retry: RetryPolicy = RetryPolicy()
     timeout: Duration | None = None
     priority: int = 0
-    cache: bool = False
+    cache: CacheSetting = False
     fallback: str | None = None
     when: Annotated[str | None, AfterValidator(_bare_expression)] = None
 

@@ -25,6 +25,8 @@ Loc = list[str | int]
 
 _PREFIXES = ("Value error, ", "Assertion failed, ")
 _SHOWN_INPUT = 80  # longest repr of a bad value quoted back in a message
+# The discriminator tags pydantic puts in a location after these fields (dropped from it).
+_TAGS: dict[str | int, tuple[str, ...]] = {"run": tuple(RUN_KINDS), "cache": ("flag", "policy")}
 
 
 def parse_workflow(source: str | bytes | Mapping[str, Any] | Path) -> WorkflowDocument:
@@ -104,9 +106,7 @@ def _field_loc(error: ErrorDetails, loc: Loc) -> Loc:
     elif error["type"] == ERROR_TYPE and ctx.get("field"):
         loc = [*loc, ctx["field"]]
     # pydantic puts the discriminator's tag in the location: run.local.command
-    return [
-        part for i, part in enumerate(loc) if not (i and loc[i - 1] == "run" and part in RUN_KINDS)
-    ]
+    return [part for i, part in enumerate(loc) if not (i and part in _TAGS.get(loc[i - 1], ()))]
 
 
 def _dotted(loc: Loc) -> str:
@@ -180,7 +180,7 @@ def _inner_model(annotation: Any, parts: Loc) -> type[BaseModel] | None:
         parts.pop(0)
         return _inner_model(args[-1], parts)
     if origin in (Union, types.UnionType):
-        models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+        models = [m for a in args if (m := _inner_model(a, [])) is not None]
         if parts and parts[0] in RUN_KINDS:
             return RUN_KINDS[str(parts.pop(0))]
         return models[0] if len(models) == 1 else None

@@ -6,6 +6,7 @@ from starlette.responses import Response
 
 from aop_mcp.api import views
 from aop_mcp.api.operations import Call, reply
+from aop_mcp.security.policy import refuse_unsandboxed
 
 
 def location(call: Call, path: str) -> str:
@@ -21,6 +22,7 @@ async def list_workflows(call: Call) -> Response:
 
 async def define_workflow(call: Call) -> Response:
     """`POST /workflows`: store a document; 201 for a new version, 200 when unchanged."""
+    refuse_unsandboxed(call.hub, call.hub.workflows.validate(call.body))
     stored, created = await call.hub.workflows.define(call.body)
     if not created:
         return reply(views.workflow_defined(stored, created))
@@ -36,4 +38,6 @@ async def get_workflow(call: Call) -> Response:
 
 async def validate_workflow(call: Call) -> Response:
     """`POST /workflows/validate`: check a document without storing it."""
-    return reply(views.workflow_valid(call.hub.workflows.validate(call.body)))
+    document = call.hub.workflows.validate(call.body)
+    refuse_unsandboxed(call.hub, document)
+    return reply(views.workflow_valid(document))

@@ -130,13 +130,14 @@ SELECT * FROM task_runs WHERE run_id = :run_id AND task_id = :task_id
 -- name: upsert_task_run
 INSERT INTO task_runs (
     run_id, task_id, seq, status, priority, attempts, failures, interruptions, ready_at,
-    next_attempt_at, started_at, finished_at, output, error, skip_reason, recovered_by
+    next_attempt_at, started_at, finished_at, output, error, skip_reason, recovered_by, cached
 ) VALUES (
     :run_id, :task_id,
     -- max() must stand alone for SQLite to read it off the index end (O(log n)).
     coalesce((SELECT max(seq) FROM task_runs WHERE run_id = :run_id), 0) + 1,
     :status, :priority, :attempts, :failures, :interruptions, :ready_at,
-    :next_attempt_at, :started_at, :finished_at, :output, :error, :skip_reason, :recovered_by
+    :next_attempt_at, :started_at, :finished_at, :output, :error, :skip_reason, :recovered_by,
+    :cached
 )
 ON CONFLICT (run_id, task_id) DO UPDATE SET
     status = excluded.status,
@@ -151,7 +152,8 @@ ON CONFLICT (run_id, task_id) DO UPDATE SET
     output = excluded.output,
     error = excluded.error,
     skip_reason = excluded.skip_reason,
-    recovered_by = excluded.recovered_by
+    recovered_by = excluded.recovered_by,
+    cached = excluded.cached
 
 -- name: get_attempts
 SELECT * FROM attempts WHERE run_id = :run_id AND task_id = :task_id ORDER BY number
@@ -205,11 +207,15 @@ ORDER BY created_at, id
 SELECT * FROM dead_letters WHERE id = :id
 
 -- name: upsert_cache
-INSERT INTO task_cache (key, output) VALUES (:key, :output)
-ON CONFLICT (key) DO UPDATE SET output = excluded.output
+INSERT INTO task_cache (key, output, created_at) VALUES (:key, :output, :created_at)
+ON CONFLICT (key) DO UPDATE SET output = excluded.output, created_at = excluded.created_at
 
 -- name: get_cache
-SELECT output FROM task_cache WHERE key = :key
+SELECT output FROM task_cache
+WHERE key = :key AND (:not_before IS NULL OR created_at >= :not_before)
+
+-- name: clear_cache
+DELETE FROM task_cache
 
 -- name: get_lease
 SELECT * FROM run_leases WHERE run_id = :run_id

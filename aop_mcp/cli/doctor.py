@@ -1,0 +1,112 @@
+"""`aop doctor`: what this host has for the configured setup, one line per check.
+
+Each line says ok or missing, what was found, and how to fix what is missing. Nothing here
+touches the network: a Dagger engine counts as reachable only through an existing session
+(a TCP connect to 127.0.0.1) or a `dagger` CLI on PATH.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from aop_mcp.config import Settings
+from aop_mcp.executors.local import _SYSTEM_PATH
+from aop_mcp.security.sandbox import INSTALL_HINT, decide_sandbox
+
+_CONNECT_TIMEOUT = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    needed: bool = True  # a missing one makes `aop doctor` exit 1
+    mark: str = ""  # instead of ok / missing / warning
+
+    def line(self) -> str:
+        mark = self.mark or ("ok" if self.ok else ("missing" if self.needed else "warning"))
+        fix = f" (fix: {self.fix})" if self.fix and not self.ok else ""
+        return f"{mark:<8} {self.name}: {self.detail}{fix}"
+
+
+def diagnose(settings: Settings, dagger_env: Mapping[str, str]) -> list[Check]:
+    """Every check, in the order `aop doctor` prints them."""
+    return [
+        sandbox_check(settings),
+        _tool_check("setpriv", "kills local tasks when the engine dies"),
+        _tool_check("prlimit", "enforces a local task's `limits`"),
+        database_check(settings.db),
+        dagger_check(dagger_env),
+        Check("dagger executor", False, "not built yet", needed=False, mark="info"),
+    ]
+
+
+def sandbox_check(settings: Settings) -> Check:
+    decision = decide_sandbox(settings.sandbox, settings.path)
+    ok = decision.sandboxed and decision.usable
+    fix = "" if decision.mode == "false" else INSTALL_HINT
+    # With AOP_SANDBOX=auto or false, running unsandboxed is the configured setup.
+    return Check("bubblewrap", ok, decision.describe(), fix, needed=decision.mode == "true")
+
+
+def _tool_check(program: str, does: str) -> Check:
+    found = shutil.which(program, path=_SYSTEM_PATH)
+    detail = f"{found} ({does})" if found else f"not found on {_SYSTEM_PATH} ({does})"
+    return Check(program, found is not None, detail, "apt-get install util-linux")
+
+
+def database_check(db: Path | None) -> Check:
+    if db is None:
+        return Check("database", True, "in memory (nothing is kept)")
+    if db.exists():
+        writable = db.is_file() and os.access(db, os.W_OK)
+    else:
+        parent = _existing_parent(db)
+        writable = parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)
+    detail = f"{db} is writable" if writable else f"{db} is not writable"
+    return Check("database", writable, detail, "set AOP_DB or AOP_DATA_DIR to a writable place")
+
+
+def _existing_parent(path: Path) -> Path:
+    for parent in path.parents:
+        if parent.exists():
+            return parent
+    return Path("/")
+
+
+def dagger_check(env: Mapping[str, str]) -> Check:
+    port, token = env.get("DAGGER_SESSION_PORT"), env.get("DAGGER_SESSION_TOKEN")
+    if port and token:
+        return _session_check(port)
+    cli = shutil.which("dagger", path=env.get("PATH", ""))
+    if cli is None:
+        detail = "no DAGGER_SESSION_PORT/DAGGER_SESSION_TOKEN session and no `dagger` CLI on PATH"
+        fix = "run inside `dagger run`, or install the dagger CLI"
+        return Check("dagger engine", False, detail, fix, needed=False)
+    runner = env.get("_EXPERIMENTAL_DAGGER_RUNNER_HOST")
+    where = f"_EXPERIMENTAL_DAGGER_RUNNER_HOST={runner}" if runner else "no runner host set"
+    return Check("dagger engine", True, f"dagger CLI {cli} ({where})", needed=False)
+
+
+def _session_check(port: str) -> Check:
+    fix = "start the session again (`dagger run ...`) or unset DAGGER_SESSION_PORT"
+    try:
+        with socket.create_connection(("127.0.0.1", int(port)), timeout=_CONNECT_TIMEOUT):
+            pass
+    except (OSError, ValueError) as exc:
+        detail = f"session on 127.0.0.1:{port} does not answer ({exc})"
+        return Check("dagger engine", False, detail, fix, needed=False)
+    return Check("dagger engine", True, f"session on 127.0.0.1:{port} accepts connections")
+
+
+def report(checks: list[Check]) -> tuple[str, int]:
+    """The text to print and the exit code: 1 when a needed check is missing."""
+    text = "\n".join(check.line() for check in checks)
+    return text, 0 if all(c.ok or not c.needed for c in checks) else 1
