@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aop_mcp.config import Settings
-from aop_mcp.executors.local import _SYSTEM_PATH
+from aop_mcp.executors.local import SYSTEM_PATH
 from aop_mcp.security.sandbox import INSTALL_HINT, decide_sandbox
 
 _CONNECT_TIMEOUT = 1.0
@@ -57,8 +57,8 @@ def sandbox_check(settings: Settings) -> Check:
 
 
 def _tool_check(program: str, does: str) -> Check:
-    found = shutil.which(program, path=_SYSTEM_PATH)
-    detail = f"{found} ({does})" if found else f"not found on {_SYSTEM_PATH} ({does})"
+    found = shutil.which(program, path=SYSTEM_PATH)
+    detail = f"{found} ({does})" if found else f"not found on {SYSTEM_PATH} ({does})"
     return Check(program, found is not None, detail, "apt-get install util-linux")
 
 

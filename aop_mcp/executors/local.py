@@ -25,7 +25,7 @@ from aop_mcp.models import FailureKind, TaskError, TaskOutput
 from aop_mcp.ports.executor import AttemptFailed, ExecutionRequest
 
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
-_SYSTEM_PATH = "/usr/bin:/bin:/usr/sbin:/sbin"  # where util-linux's setpriv lives
+SYSTEM_PATH = "/usr/bin:/bin:/usr/sbin:/sbin"  # where util-linux (setpriv, prlimit) lives
 _TERM_GRACE = 2.0  # a timed-out attempt gets this long to exit after SIGTERM
 _CANCEL_GRACE = 0.1  # a cancelled attempt's caller is waiting: SIGKILL almost at once
 _DRAIN_GRACE = 1.0  # after SIGKILL, how long the pipes may take to report end of file
@@ -49,8 +49,8 @@ class LocalExecutor:
         self._base_env = {"PATH": DEFAULT_PATH, "LANG": "C.UTF-8", **(base_env or {})}
         self._sandbox = sandbox
         self._bwrap = shutil.which("bwrap", path=self._base_env["PATH"]) if sandbox else None
-        self._setpriv = shutil.which("setpriv", path=_SYSTEM_PATH)
-        self._prlimit = shutil.which("prlimit", path=_SYSTEM_PATH)
+        self._setpriv = shutil.which("setpriv", path=SYSTEM_PATH)
+        self._prlimit = shutil.which("prlimit", path=SYSTEM_PATH)
 
     async def execute(self, request: ExecutionRequest) -> TaskOutput:
         """Run one attempt; return its output or raise AttemptFailed."""
