@@ -191,6 +191,8 @@ async def test_mcp_refuses_a_local_task_when_local_tasks_are_not_sandboxed(
             message = await failing(client, "workflow_define", document=LOCAL)
             assert "'build'" in message
             assert "AOP_ALLOW_UNSANDBOXED" in message
+            checked = await failing(client, "workflow_validate", document=LOCAL)
+            assert "'build'" in checked
             assert await hub.workflows.list() == []
             defined = await call(client, "workflow_define", document=PYTHON_ONLY)
             assert defined["created"] is True

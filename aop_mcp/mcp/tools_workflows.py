@@ -71,6 +71,7 @@ def register(server: MCPServer, hubs: HubHolder) -> None:
                 ProblemView(task=p.task, field=p.field, message=p.message) for p in err.problems
             ]
             return ValidationView(valid=False, problems=problems)
+        refuse_unsandboxed(hub, parsed)  # valid, but this server would refuse to define it
         return ValidationView(
             valid=True, name=parsed.name, task_count=len(parsed.tasks), problems=[]
         )
