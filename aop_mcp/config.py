@@ -6,6 +6,8 @@ Nothing else in the package reads `os.environ`. Every setting has a sane default
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -40,6 +42,14 @@ class Settings:
     fast_agent_config: Path | None = None  # the fast-agent.yaml `fast-agent` agents use
     # An admin bearer token the operator chose (AOP_TOKEN); a secret, so never in a repr.
     token: str | None = field(default=None, repr=False)
+    # The Fernet key secrets are encrypted with (AOP_SECRET_KEY); else the key file's.
+    secret_key: str | None = field(default=None, repr=False)
+    secret_key_file: Path | None = None  # None: secret.key in the data directory
+
+    @property
+    def secret_key_path(self) -> Path:
+        """Where the secret key is kept when AOP_SECRET_KEY is not set."""
+        return self.secret_key_file or self.data_dir / "secret.key"
 
     @property
     def work_root(self) -> Path:
@@ -126,6 +136,26 @@ def _token(key: str, raw: str) -> str | None:
     return secret or None
 
 
+def _secret_key(key: str, raw: str) -> str | None:
+    text = raw.strip()
+    if not text:
+        return None
+    try:
+        valid = len(base64.urlsafe_b64decode(text.encode("ascii"))) == 32
+    except (ValueError, binascii.Error):
+        valid = False
+    if not valid:
+        # The value is a secret: the error must not repeat it.
+        raise ConfigError(
+            key,
+            "(hidden)",
+            "expected a Fernet key (32 bytes in URL-safe base64); `python -c 'from "
+            "cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'` "
+            "makes one",
+        )
+    return text
+
+
 _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "AOP_HOST": ("host", lambda k, v: v),
     "AOP_PORT": ("port", lambda k, v: _int(k, v, 1)),
@@ -138,6 +168,8 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str], Any]]] = {
     "AOP_AGENTS_DIR": ("agents_dir", lambda k, v: _directory(k, v)),
     "AOP_FAST_AGENT_CONFIG": ("fast_agent_config", lambda k, v: _file(k, v)),
     "AOP_TOKEN": ("token", _token),
+    "AOP_SECRET_KEY": ("secret_key", _secret_key),
+    "AOP_SECRET_KEY_FILE": ("secret_key_file", lambda k, v: Path(v).expanduser() if v else None),
 }
 
 

@@ -79,6 +79,12 @@ class TokenNotFound(NotFound):
         self.token_id = token_id
 
 
+class SecretNotFound(NotFound):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"secret {name!r} does not exist; list secrets to see their names")
+        self.name = name
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     """One thing wrong with a workflow document or with run inputs."""
@@ -196,6 +202,30 @@ class AgentExists(Conflict):
     def __init__(self, name: str) -> None:
         super().__init__(
             f"agent {name!r} is already registered; update it instead, or deregister it first"
+        )
+        self.name = name
+
+
+class InvalidSecret(AopError):
+    """A secret's name or value is not valid; `field` names which."""
+
+    status = 422
+    usage = True
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"invalid secret: field {field!r}: {message}")
+        self.field = field
+
+
+class SecretKeyMismatch(AopError):
+    """A stored secret cannot be decrypted: the hub's secret key is not the one it was set with."""
+
+    status = 500
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"secret {name!r} was encrypted with another secret key; use the key it was set "
+            "with (AOP_SECRET_KEY or the secret key file), or set the secret again"
         )
         self.name = name
 

@@ -18,6 +18,7 @@ from aop_mcp.ports.events import EventBus, InMemoryEventBus
 from aop_mcp.ports.executor import Executor
 from aop_mcp.ports.store import Store
 from aop_mcp.security.sandbox import SandboxDecision, decide_sandbox
+from aop_mcp.security.secrets import SecretService, settings_key
 from aop_mcp.security.tokens import TokenService
 from aop_mcp.services.dead_letters import DeadLetterService
 from aop_mcp.services.runs import RunService
@@ -35,6 +36,7 @@ class Hub:
     runs: RunService
     dead_letters: DeadLetterService
     tokens: TokenService
+    secrets: SecretService  # encrypted values for executors; doors never see a value
     agents: AgentManager
     work: PullWork  # agent tasks waiting for a pull agent to claim them
     sandbox: SandboxDecision  # whether local tasks run in bubblewrap, decided at start
@@ -112,6 +114,7 @@ async def open_hub(
                     runs=RunService(store, engine, clock),
                     dead_letters=DeadLetterService(store, engine),
                     tokens=TokenService(store, clock),
+                    secrets=SecretService(store, clock, settings_key(settings)),
                     agents=agents,
                     work=PullWork(agents, pull),
                     sandbox=sandbox,

@@ -214,6 +214,17 @@ class Token:
 
 
 @dataclass(frozen=True, slots=True)
+class Secret:
+    """A named secret. Only its Fernet ciphertext is stored; the value is never kept in clear."""
+
+    name: str
+    version: int  # 1 when first set, one more at each set
+    ciphertext: str  # a Fernet token (URL-safe base64 text)
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class NewEvent:
     run_id: str
     type: str

@@ -14,6 +14,7 @@ from aop_mcp.errors import (
     AgentNotFound,
     DeadLetterNotFound,
     RunNotFound,
+    SecretNotFound,
     StoreError,
     TaskRunNotFound,
     TokenNotFound,
@@ -35,6 +36,7 @@ from aop_mcp.models import (
     Run,
     RunLease,
     RunStatus,
+    Secret,
     TaskError,
     TaskOutput,
     TaskRun,
@@ -637,3 +639,35 @@ class StoreContract:
             await store.get_agent("nope")
         assert caught.value.name == "nope"
         assert await store.agent_versions("nope") == []
+
+    # Secrets -----------------------------------------------------------------------
+
+    async def test_first_set_of_a_secret_is_version_one(self, store: Store) -> None:
+        saved = await store.save_secret("API_KEY", "cipher-1", 100.0)
+        assert saved == Secret("API_KEY", 1, "cipher-1", 100.0, 100.0)
+        assert await store.get_secret("API_KEY") == saved
+
+    async def test_setting_a_secret_again_makes_the_next_version_and_keeps_created_at(
+        self, store: Store
+    ) -> None:
+        await store.save_secret("API_KEY", "cipher-1", 100.0)
+        saved = await store.save_secret("API_KEY", "cipher-2", 150.0)
+        assert saved == Secret("API_KEY", 2, "cipher-2", 100.0, 150.0)
+        assert await store.get_secret("API_KEY") == saved
+
+    async def test_list_secrets_is_by_name(self, store: Store) -> None:
+        for name in ("B", "A", "C"):
+            await store.save_secret(name, f"cipher-{name}", 1.0)
+        assert [s.name for s in await store.list_secrets()] == ["A", "B", "C"]
+
+    async def test_deleted_secret_is_gone_and_missing_ones_raise_secret_not_found(
+        self, store: Store
+    ) -> None:
+        await store.save_secret("API_KEY", "cipher", 1.0)
+        await store.delete_secret("API_KEY")
+        assert await store.list_secrets() == []
+        with pytest.raises(SecretNotFound) as caught:
+            await store.get_secret("API_KEY")
+        assert caught.value.name == "API_KEY"
+        with pytest.raises(SecretNotFound):
+            await store.delete_secret("API_KEY")

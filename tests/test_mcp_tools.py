@@ -70,6 +70,7 @@ async def test_every_tool_has_a_description_and_an_output_schema(client: Client)
         "task_get", "task_list", "task_logs", "dlq_list", "dlq_replay",
         "agent_register", "agent_update", "agent_deregister", "agent_list", "agent_get",
         "agent_heartbeat", "task_claim", "task_heartbeat", "task_complete", "task_fail",
+        "secret_set", "secret_list", "secret_delete",
     }  # fmt: skip
     for tool in tools:
         assert len(tool.description or "") > 60, tool.name

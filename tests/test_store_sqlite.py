@@ -25,6 +25,7 @@ from aop_mcp.models import (
     NewEvent,
     Run,
     RunStatus,
+    Secret,
     TaskError,
     TaskRun,
     TaskStatus,
@@ -203,6 +204,7 @@ def test_every_record_field_has_a_column() -> None:
     token = Token("tok", "ci", "agent", "h", 1.0)
     agent = an_agent()
     agent_version = version_of(agent)
+    secret = Secret("API_KEY", 1, "cipher", 1.0, 1.0)
     for record, params in [
         (agent, codec.agent_params(agent)),
         (agent_version, codec.agent_version_params(agent_version)),
@@ -211,6 +213,7 @@ def test_every_record_field_has_a_column() -> None:
         (attempt, codec.attempt_params(attempt)),
         (letter, codec.dead_letter_params(letter)),
         (token, codec.token_params(token)),
+        (secret, codec.secret_params(secret)),
     ]:
         assert set(params) == {f.name for f in fields(record)}  # type: ignore[arg-type]
 
@@ -224,6 +227,7 @@ async def test_every_record_field_is_a_column_of_its_table(store: SqliteStore) -
         "tokens": Token,
         "agents": Agent,
         "agent_versions": AgentVersion,
+        "secrets": Secret,
     }
     conn = sqlite3.connect(store.path)
     try:

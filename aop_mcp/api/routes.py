@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aop_mcp.agents.spec import AgentSettings, AgentSpec
 from aop_mcp.api import schemas as s
-from aop_mcp.api.handlers import agents, dead_letters, docs, events, runs, workflows
+from aop_mcp.api.handlers import agents, dead_letters, docs, events, runs, secrets, workflows
 from aop_mcp.api.operations import Body, Operation, Reply
 from aop_mcp.security.principal import Access
 from aop_mcp.workflow import WorkflowDocument
@@ -240,6 +240,39 @@ OPERATIONS: tuple[Operation, ...] = (
         replies=(_AGENT,),
         errors=(404,),
         access=Access.HEARTBEAT,
+    ),
+    Operation(
+        "GET",
+        "/secrets",
+        secrets.list_secrets,
+        operation_id="listSecrets",
+        summary="List secrets by name, never their values (admin tokens only)",
+        tag="secrets",
+        replies=(Reply(200, "the secrets", s.SecretList),),
+        access=Access.ADMIN,
+    ),
+    Operation(
+        "PUT",
+        "/secrets/{name}",
+        secrets.set_secret,
+        operation_id="setSecret",
+        summary="Set a secret: its value is encrypted at rest, never returned (admin only)",
+        tag="secrets",
+        replies=(Reply(200, "the secret's new version, without its value", s.SecretView),),
+        body=Body(s.SetSecretRequest, required=True),
+        errors=(413, 415, 422),
+        access=Access.ADMIN,
+    ),
+    Operation(
+        "DELETE",
+        "/secrets/{name}",
+        secrets.delete_secret,
+        operation_id="deleteSecret",
+        summary="Delete a secret (admin tokens only)",
+        tag="secrets",
+        replies=(Reply(204, "the secret was deleted"),),
+        errors=(404,),
+        access=Access.ADMIN,
     ),
     Operation(
         "GET",

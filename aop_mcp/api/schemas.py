@@ -83,6 +83,12 @@ class AgentsQuery(_Request):
     health: AgentHealth | None = Field(default=None, description="only agents in this health")
 
 
+class SetSecretRequest(_Request):
+    """Set a secret: its value is encrypted at rest and never shown again."""
+
+    value: str = Field(min_length=1, description="the secret's value")
+
+
 # --- responses ------------------------------------------------------------------------------
 
 
@@ -283,6 +289,19 @@ class AgentVersionView(_Response):
 
 class AgentVersionList(_Response):
     items: list[AgentVersionView] = Field(description="oldest first")
+
+
+class SecretView(_Response):
+    """A secret without its value: no route ever returns a value."""
+
+    name: str
+    version: int = Field(description="1 when first set, one more at each set")
+    created_at: datetime
+    updated_at: datetime
+
+
+class SecretList(_Response):
+    items: list[SecretView] = Field(description="by name")
 
 
 class ProblemItem(_Response):

@@ -23,6 +23,7 @@ from aop_mcp.models import (
     TaskRun,
     WorkflowVersion,
 )
+from aop_mcp.security.secrets import SecretInfo
 from aop_mcp.services.runs import RunDetail, RunPage, TaskDetail
 from aop_mcp.services.task_logs import TaskLogs
 from aop_mcp.workflow import WorkflowDocument
@@ -261,3 +262,16 @@ def agent_versions(records: Sequence[AgentVersion]) -> s.AgentVersionList:
             for v in records
         ]
     )
+
+
+def secret(info: SecretInfo) -> s.SecretView:
+    return s.SecretView(
+        name=info.name,
+        version=info.version,
+        created_at=_when(info.created_at),
+        updated_at=_when(info.updated_at),
+    )
+
+
+def secrets(infos: Sequence[SecretInfo]) -> s.SecretList:
+    return s.SecretList(items=[secret(info) for info in infos])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -16,6 +17,8 @@ from aop_mcp.cli.render import (
     run_json,
     run_summary,
     runs_table,
+    secret_json,
+    secrets_table,
     task_outputs,
     to_json,
     token_json,
@@ -27,6 +30,7 @@ from aop_mcp.errors import AopError
 from aop_mcp.hub import Hub, open_hub
 from aop_mcp.models import Run, RunStatus
 from aop_mcp.security.principal import Role
+from aop_mcp.security.secrets import SecretService, check_name, settings_key
 from aop_mcp.security.tokens import TokenService
 from aop_mcp.store import open_store
 from aop_mcp.workflow import parse_workflow, resolve_inputs
@@ -239,6 +243,57 @@ async def token_revoke(args: argparse.Namespace, settings: Settings) -> int:
     async with _token_service(settings) as tokens:
         token = await tokens.revoke(args.token_id)
     print(f"revoked token {token.id} ({token.name})")
+    return 0
+
+
+@asynccontextmanager
+async def _secret_service(settings: Settings) -> AsyncIterator[SecretService]:
+    # Secrets need only the store and the key: no engine is started for them.
+    store = open_store(settings.db)
+    await store.open()
+    try:
+        yield SecretService(store, SystemClock(), settings_key(settings))
+    finally:
+        await store.close()
+
+
+def read_secret_value(name: str) -> str:
+    """The value to set, from stdin: prompted and not echoed on a terminal, never from argv."""
+    if sys.stdin.isatty():
+        return getpass.getpass(f"value of {name}: ")
+    value = sys.stdin.read()
+    # One trailing newline is the shell's (`echo`, a here-string), not the value's.
+    return value.removesuffix("\n").removesuffix("\r")
+
+
+async def secret_set(args: argparse.Namespace, settings: Settings) -> int:
+    """`aop secret set NAME < value`: stores the next version; the value is not printed."""
+    name = check_name(args.name)  # before a prompt asks for a value that cannot be stored
+    value = read_secret_value(name)
+    async with _secret_service(settings) as secrets:
+        info = await secrets.set(name, value)
+    print(f"set secret {info.name} (version {info.version})")
+    return 0
+
+
+async def secret_list(args: argparse.Namespace, settings: Settings) -> int:
+    """`aop secret list`: names, versions and times; never values."""
+    async with _secret_service(settings) as secrets:
+        listed = await secrets.list()
+    if args.json:
+        print_json([secret_json(s) for s in listed], sys.stdout)
+    elif listed:
+        print(secrets_table(listed))
+    else:
+        print("no secrets", file=sys.stderr)
+    return 0
+
+
+async def secret_delete(args: argparse.Namespace, settings: Settings) -> int:
+    """`aop secret delete NAME`."""
+    async with _secret_service(settings) as secrets:
+        await secrets.delete(args.name)
+    print(f"deleted secret {args.name}")
     return 0
 
 

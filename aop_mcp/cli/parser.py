@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_serve(commands, store)
     _add_stdio(commands, store)
     _add_token(commands, store, as_json)
+    _add_secret(commands, store, as_json)
     _add_doctor(commands, store)
     return parser
 
@@ -181,6 +182,29 @@ def _add_token(
     revoke = sub.add_parser("revoke", parents=[store], help="stop a token from working")
     revoke.add_argument("token_id", metavar="ID")
     revoke.set_defaults(command="token_revoke")
+
+
+def _add_secret(
+    commands: Commands, store: argparse.ArgumentParser, as_json: argparse.ArgumentParser
+) -> None:
+    secret = commands.add_parser(
+        "secret", help="the hub's secrets (encrypted at rest): set, list and delete"
+    )
+    sub = secret.add_subparsers(dest="action", metavar="ACTION", required=True)
+    set_ = sub.add_parser(
+        "set",
+        parents=[store],
+        help="set a secret to the value read from stdin (prompted, not echoed, on a terminal)",
+    )
+    set_.add_argument("name", metavar="NAME", help="like an environment variable: API_KEY")
+    set_.set_defaults(command="secret_set")
+    listing = sub.add_parser(
+        "list", parents=[store, as_json], help="secrets by name (never their values)"
+    )
+    listing.set_defaults(command="secret_list")
+    delete = sub.add_parser("delete", parents=[store], help="remove a secret")
+    delete.add_argument("name", metavar="NAME")
+    delete.set_defaults(command="secret_delete")
 
 
 def _add_doctor(commands: Commands, store: argparse.ArgumentParser) -> None:

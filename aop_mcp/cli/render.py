@@ -8,9 +8,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import fields, is_dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from aop_mcp.models import DeadLetter, Event, Run, TaskRun, TaskStatus, Token
+
+if TYPE_CHECKING:  # cryptography loads only for the commands that use secrets
+    from aop_mcp.security.secrets import SecretInfo
 
 _SHORT = 60  # characters of an error or output shown in a table cell
 
@@ -177,6 +180,22 @@ def tokens_table(tokens: Sequence[Token]) -> str:
         for t in tokens
     ]
     return table(("ID", "NAME", "ROLE", "CREATED", "LAST USED", "STATUS"), rows)
+
+
+def secret_json(secret: SecretInfo) -> dict[str, Any]:
+    """A secret as listings show it: never its value."""
+    return {
+        "name": secret.name,
+        "version": secret.version,
+        "created_at": secret.created_at,
+        "updated_at": secret.updated_at,
+    }
+
+
+def secrets_table(secrets: Sequence[SecretInfo]) -> str:
+    """`aop secret list`."""
+    rows = [(s.name, str(s.version), when(s.created_at), when(s.updated_at)) for s in secrets]
+    return table(("NAME", "VERSION", "CREATED", "UPDATED"), rows)
 
 
 # --- live progress ----------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from aop_mcp.errors import (
     InvalidWorkflow,
     NotFound,
     Problem,
+    SecretNotFound,
 )
 
 P = ParamSpec("P")
@@ -34,6 +35,7 @@ _HINTS: tuple[tuple[type[AopError], str], ...] = (
     (InvalidInputs, "Call workflow_get to see the declared inputs, then start the run again."),
     (InvalidAgent, "Fix every field listed, then call the agent tool again."),
     (AgentNotFound, "Call agent_list to see the names of the registered agents."),
+    (SecretNotFound, "Call secret_list to see the names of the stored secrets."),
     (AgentExists, "Call agent_get to see it; change it with agent_update instead."),
     (
         NotFound,

@@ -19,6 +19,7 @@ from aop_mcp.mcp import (
     tools_agents,
     tools_dlq,
     tools_runs,
+    tools_secrets,
     tools_tasks,
     tools_work,
     tools_workflows,
@@ -45,6 +46,8 @@ Typical use:
 Other tools: workflow_list, workflow_get, run_list (paged with cursor), run_cancel,
 task_list. Agents (for `agent` tasks): agent_register, agent_list (by capability),
 agent_get, agent_update, agent_deregister; pull agents call agent_heartbeat.
+Secrets (admin tokens only; values are never returned): secret_set, secret_list,
+secret_delete.
 Resources: aop://workflows/{name}, aop://runs/{run_id} and aop://runs/{run_id}/graph
 (Mermaid); subscribe to a run to hear when it changes.
 Errors come back as tool errors whose text says how to fix the call.
@@ -104,6 +107,7 @@ def create_mcp(*, auth: AuthSettings | None = None) -> McpDoor:
         tools_dlq,
         tools_agents,
         tools_work,
+        tools_secrets,
         resources,
     ):
         area.register(server, hubs)

@@ -22,6 +22,7 @@ from aop_mcp.models import (
     Run,
     RunLease,
     RunStatus,
+    Secret,
     TaskOutput,
     TaskRun,
     Token,
@@ -196,4 +197,25 @@ class Store(Protocol):
 
     async def agent_versions(self, name: str) -> list[AgentVersion]:
         """Every configuration an agent had, oldest first (empty for an unknown name)."""
+        ...
+
+    # Secrets -----------------------------------------------------------------
+
+    async def save_secret(self, name: str, ciphertext: str, now: float) -> Secret:
+        """Store `ciphertext` as the next version of secret `name` (version 1 if new).
+
+        The store only ever sees ciphertext; encryption is the SecretService's job.
+        """
+        ...
+
+    async def get_secret(self, name: str) -> Secret:
+        """Raises SecretNotFound."""
+        ...
+
+    async def list_secrets(self) -> list[Secret]:
+        """Every secret, by name."""
+        ...
+
+    async def delete_secret(self, name: str) -> None:
+        """Remove a secret; raises SecretNotFound."""
         ...

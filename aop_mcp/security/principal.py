@@ -19,6 +19,7 @@ class Access(StrEnum):
     READ = "read"  # look at anything
     WRITE = "write"  # define, run, cancel, retry, replay; register and change agents
     HEARTBEAT = "heartbeat"  # an agent reporting in: heartbeats, and claiming pull work
+    ADMIN = "admin"  # manage the hub itself: secrets
 
 
 #: The one rule of which role may do what; every door checks callers against it.
@@ -26,6 +27,7 @@ ALLOWED: dict[Access, frozenset[Role]] = {
     Access.READ: frozenset(Role),
     Access.WRITE: frozenset({Role.ADMIN, Role.OPERATOR}),
     Access.HEARTBEAT: frozenset({Role.ADMIN, Role.OPERATOR, Role.AGENT}),
+    Access.ADMIN: frozenset({Role.ADMIN}),
 }
 
 

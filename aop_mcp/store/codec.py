@@ -24,6 +24,7 @@ from aop_mcp.models import (
     Run,
     RunLease,
     RunStatus,
+    Secret,
     TaskError,
     TaskOutput,
     TaskRun,
@@ -325,4 +326,24 @@ def agent_version_of(row: Row) -> AgentVersion:
         weight=row["weight"],
         config=json.loads(row["config"]),
         created_at=row["created_at"],
+    )
+
+
+def secret_params(secret: Secret) -> dict[str, Any]:
+    return {
+        "name": secret.name,
+        "version": secret.version,
+        "ciphertext": secret.ciphertext,
+        "created_at": secret.created_at,
+        "updated_at": secret.updated_at,
+    }
+
+
+def secret_of(row: Row) -> Secret:
+    return Secret(
+        name=row["name"],
+        version=row["version"],
+        ciphertext=row["ciphertext"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
     )

@@ -15,6 +15,7 @@ from aop_mcp.errors import (
     AgentNotFound,
     DeadLetterNotFound,
     RunNotFound,
+    SecretNotFound,
     StoreError,
     TaskRunNotFound,
     TokenNotFound,
@@ -34,6 +35,7 @@ from aop_mcp.models import (
     Run,
     RunLease,
     RunStatus,
+    Secret,
     TaskOutput,
     TaskRun,
     Token,
@@ -63,6 +65,7 @@ class MemoryStore:
         self._token_by_hash: dict[str, str] = {}
         self._agents: dict[str, Agent] = {}
         self._agent_versions: dict[str, dict[int, AgentVersion]] = {}
+        self._secrets: dict[str, Secret] = {}
 
     async def open(self) -> None:
         """Mark the store open. Idempotent."""
@@ -352,6 +355,38 @@ class MemoryStore:
         self._check_open()
         versions = self._agent_versions.get(name, {})
         return [versions[number] for number in sorted(versions)]
+
+    # Secrets -----------------------------------------------------------------------
+
+    async def save_secret(self, name: str, ciphertext: str, now: float) -> Secret:
+        """Store `ciphertext` as the next version of secret `name` (version 1 if new)."""
+        self._check_open()
+        old = self._secrets.get(name)
+        if old is None:
+            saved = Secret(name, 1, ciphertext, now, now)
+        else:
+            saved = replace(old, version=old.version + 1, ciphertext=ciphertext, updated_at=now)
+        self._secrets[name] = saved
+        return saved
+
+    async def get_secret(self, name: str) -> Secret:
+        """Raises SecretNotFound."""
+        self._check_open()
+        try:
+            return self._secrets[name]
+        except KeyError:
+            raise SecretNotFound(name) from None
+
+    async def list_secrets(self) -> list[Secret]:
+        """Every secret, by name."""
+        self._check_open()
+        return [self._secrets[name] for name in sorted(self._secrets)]
+
+    async def delete_secret(self, name: str) -> None:
+        """Remove a secret; raises SecretNotFound."""
+        self._check_open()
+        if self._secrets.pop(name, None) is None:
+            raise SecretNotFound(name)
 
     # Validate, then apply ------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from aop_mcp.models import (
     Run,
     RunLease,
     RunStatus,
+    Secret,
     TaskOutput,
     TaskRun,
     Token,
@@ -250,6 +251,24 @@ class SqliteStore:
     async def agent_versions(self, name: str) -> list[AgentVersion]:
         """Every configuration of an agent, oldest first (empty for an unknown name)."""
         return await self._hop(ops.agent_versions, name)
+
+    # Secrets -----------------------------------------------------------------------
+
+    async def save_secret(self, name: str, ciphertext: str, now: float) -> Secret:
+        """Store `ciphertext` as the next version of secret `name` (version 1 if new)."""
+        return await self._write(ops.save_secret, name, ciphertext, now)
+
+    async def get_secret(self, name: str) -> Secret:
+        """Raises SecretNotFound."""
+        return await self._hop(ops.get_secret, name)
+
+    async def list_secrets(self) -> list[Secret]:
+        """Every secret, by name."""
+        return await self._hop(ops.list_secrets)
+
+    async def delete_secret(self, name: str) -> None:
+        """Remove a secret; raises SecretNotFound."""
+        await self._write(ops.delete_secret, name)
 
 
 def _prepare(conn: sqlite3.Connection) -> None:

@@ -15,6 +15,7 @@ from aop_mcp.errors import (
     AgentNotFound,
     DeadLetterNotFound,
     RunNotFound,
+    SecretNotFound,
     StoreError,
     TaskRunNotFound,
     TokenNotFound,
@@ -32,6 +33,7 @@ from aop_mcp.models import (
     Run,
     RunLease,
     RunStatus,
+    Secret,
     TaskOutput,
     TaskRun,
     Token,
@@ -183,6 +185,17 @@ def agent_versions(conn: Conn, name: str) -> list[AgentVersion]:
     return [codec.agent_version_of(row) for row in _all(conn, "agent_versions", {"name": name})]
 
 
+def get_secret(conn: Conn, name: str) -> Secret:
+    row = _one(conn, "get_secret", {"name": name})
+    if row is None:
+        raise SecretNotFound(name)
+    return codec.secret_of(row)
+
+
+def list_secrets(conn: Conn) -> list[Secret]:
+    return [codec.secret_of(row) for row in _all(conn, "list_secrets", {})]
+
+
 # Writes: each runs inside the transaction of a batch --------------------------------
 
 
@@ -293,6 +306,17 @@ def save_agent(conn: Conn, agent: Agent, version: AgentVersion | None) -> None:
     conn.execute(Q["upsert_agent"], codec.agent_params(agent))
     if version is not None:
         conn.execute(Q["insert_agent_version"], codec.agent_version_params(version))
+
+
+def save_secret(conn: Conn, name: str, ciphertext: str, now: float) -> Secret:
+    first = Secret(name, 1, ciphertext, now, now)
+    conn.execute(Q["upsert_secret"], codec.secret_params(first))
+    return get_secret(conn, name)
+
+
+def delete_secret(conn: Conn, name: str) -> None:
+    if conn.execute(Q["delete_secret"], {"name": name}).rowcount != 1:
+        raise SecretNotFound(name)
 
 
 def _put_many(conn: Conn, query: str, rows: list[dict[str, Any]]) -> None:

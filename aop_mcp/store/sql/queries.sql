@@ -305,3 +305,20 @@ ORDER BY name
 
 -- name: agent_versions
 SELECT * FROM agent_versions WHERE name = :name ORDER BY version
+
+-- name: upsert_secret
+INSERT INTO secrets (name, version, ciphertext, created_at, updated_at)
+VALUES (:name, :version, :ciphertext, :created_at, :updated_at)
+ON CONFLICT (name) DO UPDATE SET
+    version = secrets.version + 1,
+    ciphertext = excluded.ciphertext,
+    updated_at = excluded.updated_at
+
+-- name: get_secret
+SELECT * FROM secrets WHERE name = :name
+
+-- name: list_secrets
+SELECT * FROM secrets ORDER BY name
+
+-- name: delete_secret
+DELETE FROM secrets WHERE name = :name
