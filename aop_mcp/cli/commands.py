@@ -29,6 +29,7 @@ from aop_mcp.engine.clock import SystemClock
 from aop_mcp.errors import AopError
 from aop_mcp.hub import Hub, open_hub
 from aop_mcp.models import Run, RunStatus
+from aop_mcp.ports.store import Store
 from aop_mcp.security.principal import Role
 from aop_mcp.security.secrets import SecretService, check_name, settings_key
 from aop_mcp.security.tokens import TokenService
@@ -187,25 +188,27 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cache_clear(args: argparse.Namespace, settings: Settings) -> int:
     """`aop cache clear`: every cached task result is removed; the next runs execute."""
-    store = open_store(settings.db)
-    await store.open()
-    try:
+    async with _opened_store(settings) as store:
         count = await store.clear_cache()
-    finally:
-        await store.close()
     print(f"cleared {count} cached result{'s' if count != 1 else ''}")
     return 0
 
 
 @asynccontextmanager
-async def _token_service(settings: Settings) -> AsyncIterator[TokenService]:
-    # Tokens need only the store: no engine is started for them.
+async def _opened_store(settings: Settings) -> AsyncIterator[Store]:
+    """The store alone: tokens, secrets and the cache need no engine started."""
     store = open_store(settings.db)
     await store.open()
     try:
-        yield TokenService(store, SystemClock())
+        yield store
     finally:
         await store.close()
+
+
+@asynccontextmanager
+async def _token_service(settings: Settings) -> AsyncIterator[TokenService]:
+    async with _opened_store(settings) as store:
+        yield TokenService(store, SystemClock())
 
 
 async def token_create(args: argparse.Namespace, settings: Settings) -> int:
@@ -248,13 +251,8 @@ async def token_revoke(args: argparse.Namespace, settings: Settings) -> int:
 
 @asynccontextmanager
 async def _secret_service(settings: Settings) -> AsyncIterator[SecretService]:
-    # Secrets need only the store and the key: no engine is started for them.
-    store = open_store(settings.db)
-    await store.open()
-    try:
+    async with _opened_store(settings) as store:
         yield SecretService(store, SystemClock(), settings_key(settings))
-    finally:
-        await store.close()
 
 
 def read_secret_value(name: str) -> str:
