@@ -89,8 +89,9 @@ def register(server: MCPServer, hubs: HubHolder) -> None:
         """
         require_writer("define a workflow")
         hub = await hubs.wait_hub()
-        refuse_unsandboxed(hub, hub.workflows.validate(document))
-        stored, created = await hub.workflows.define(document)
+        parsed = hub.workflows.validate(document)
+        refuse_unsandboxed(hub, parsed)
+        stored, created = await hub.workflows.define(parsed)
         return DefineView(
             name=stored.name,
             version=stored.version,

@@ -22,12 +22,13 @@ class WorkflowService:
         """Parse and check a document (YAML/JSON text, a dict or a file); raises InvalidWorkflow."""
         return parse_workflow(source)
 
-    async def define(self, source: Source) -> tuple[WorkflowVersion, bool]:
+    async def define(self, source: Source | WorkflowDocument) -> tuple[WorkflowVersion, bool]:
         """Store a document by its name; a changed document becomes the next version.
 
-        Returns the version and whether it is new (False: identical to the latest).
+        `source` may be one `validate` already parsed. Returns the version and whether it is
+        new (False: identical to the latest).
         """
-        document = parse_workflow(source)
+        document = source if isinstance(source, WorkflowDocument) else parse_workflow(source)
         return await self._store.save_workflow(
             document.name, document.canonical(), document.digest(), self._clock.now()
         )

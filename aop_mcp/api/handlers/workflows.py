@@ -22,8 +22,9 @@ async def list_workflows(call: Call) -> Response:
 
 async def define_workflow(call: Call) -> Response:
     """`POST /workflows`: store a document; 201 for a new version, 200 when unchanged."""
-    refuse_unsandboxed(call.hub, call.hub.workflows.validate(call.body))
-    stored, created = await call.hub.workflows.define(call.body)
+    document = call.hub.workflows.validate(call.body)
+    refuse_unsandboxed(call.hub, document)
+    stored, created = await call.hub.workflows.define(document)
     if not created:
         return reply(views.workflow_defined(stored, created))
     where = location(call, f"/workflows/{stored.name}?version={stored.version}")
