@@ -41,7 +41,7 @@ def prepare_attempt(engine: Engine, step: Step, state: RunState, task_id: str) -
     A false `when` skips the task; a template that cannot be rendered fails it for good
     (running it again would render the same way). Neither uses an executor.
     """
-    spec = state.specs[task_id]
+    spec = state.document.task(task_id)
     context = TemplateContext(inputs=state.run.inputs, outputs=state.outputs)
     try:
         if spec.when is not None and not evaluate_when(spec.when, context):

@@ -28,7 +28,7 @@ from aop_mcp.models import (
     TaskStatus,
     new_id,
 )
-from aop_mcp.workflow import Graph, TaskSpec, WorkflowDocument
+from aop_mcp.workflow import Graph, WorkflowDocument
 
 #: An engine that keeps crashing while a task runs must not loop on it for ever.
 MAX_INTERRUPTIONS = 5
@@ -47,12 +47,8 @@ class RunState:
     active: int = 0  # attempts started and not yet ended, launched or about to be
     cancelling: bool = False
     unfinished: int = 0
-    fallbacks: dict[str, str] = field(default_factory=dict)  # primary -> its fallback task
-    specs: dict[str, TaskSpec] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.specs = {t.id: t for t in self.document.tasks}
-        self.fallbacks = {t.id: t.fallback for t in self.document.tasks if t.fallback}
         self.unfinished = sum(not t.status.finished for t in self.tasks.values())
         for task_id, task_run in self.tasks.items():
             if task_run.status is TaskStatus.SUCCEEDED and task_run.output is not None:
@@ -131,7 +127,7 @@ def _dead(state: RunState, task_id: str) -> bool:
     if not task_run.status.finished or satisfied(state, task_id):
         return False
     if task_run.status is TaskStatus.FAILED:
-        fallback = state.fallbacks.get(task_id)
+        fallback = state.document.task(task_id).fallback
         if fallback is not None and not state.tasks[fallback].status.finished:
             return False
     return True
@@ -194,7 +190,7 @@ def skip(step: Step, state: RunState, task_id: str, reason: str) -> None:
 def _waiting_on(state: RunState, task_id: str) -> list[str]:
     """Tasks whose fate depends on `task_id`: its dependants and its fallback."""
     waiting = list(state.graph.dependants(task_id))
-    fallback = state.fallbacks.get(task_id)
+    fallback = state.document.task(task_id).fallback
     if fallback is not None:
         waiting.append(fallback)
     primary = state.graph.fallback_of(task_id)
@@ -285,7 +281,7 @@ def attempt_failed(
     if error.kind is FailureKind.INTERRUPTED:
         _interrupted(step, state, task_run, error, int(count_interruption))
         return
-    policy = state.specs[task_id].retry
+    policy = state.document.task(task_id).retry
     failures = task_run.failures + 1
     task_run = replace(task_run, failures=failures, error=error, output=output)
     state.tasks[task_id] = task_run
@@ -320,7 +316,7 @@ def task_failed(step: Step, state: RunState, task_id: str, error: TaskError) -> 
         replace(task_run, status=TaskStatus.FAILED, error=error, finished_at=step.now),
     )
     step.emit(state, "task.failed", task_id, **_brief(error))
-    if state.fallbacks.get(task_id) is None:
+    if state.document.task(task_id).fallback is None:
         letter = DeadLetter(
             id=new_id("dlq"),
             run_id=state.id,
