@@ -45,6 +45,9 @@ class Settings:
     # The Fernet key secrets are encrypted with (AOP_SECRET_KEY); else the key file's.
     secret_key: str | None = field(default=None, repr=False)
     secret_key_file: Path | None = None  # None: secret.key in the data directory
+    # Where the Dagger executor finds an engine (DAGGER_VARIABLES); it holds a session
+    # token, so never in a repr.
+    dagger_env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def secret_key_path(self) -> Path:
@@ -182,16 +185,22 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     for key, (name, parse) in _PARSERS.items():
         if key in env:
             values[name] = parse(key, env[key])
+    values["dagger_env"] = dagger_environment(env)
     settings = Settings(data_dir=data_dir, db=data_dir / "aop.db", **values)
     return settings.with_db(env.get("AOP_DB") or None)
 
 
-#: What `aop doctor` reads to find a Dagger engine without touching the network.
+#: What the Dagger executor and `aop doctor` read to find an engine without the network:
+#: a session (`dagger run`), else a `dagger` CLI on PATH and a runner for it (a remote
+#: engine, or the Docker or Podman socket).
 DAGGER_VARIABLES = (
     "DAGGER_SESSION_PORT",
     "DAGGER_SESSION_TOKEN",
     "_EXPERIMENTAL_DAGGER_RUNNER_HOST",
     "PATH",
+    "DOCKER_HOST",
+    "CONTAINER_HOST",
+    "XDG_RUNTIME_DIR",
 )
 
 

@@ -246,6 +246,18 @@ class StoreError(AopError):
     status = 503
 
 
+class InvalidQuery(AopError):
+    """A query's arguments ask for something no store can answer; `field` names which."""
+
+    status = 422
+    usage = True
+
+    def __init__(self, field: str, value: object, why: str) -> None:
+        super().__init__(f"invalid query: {field}={value!r}: {why}")
+        self.field = field
+        self.value = value
+
+
 class EngineStopped(AopError):
     """The engine is not running (not started yet, or shutting down)."""
 

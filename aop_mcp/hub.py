@@ -80,6 +80,8 @@ async def open_hub(
     agents = AgentManager(store, clock, adapters)
     pull = PullQueue(clock)
     sandbox = decide_sandbox(settings.sandbox, settings.path)
+    # Before the executors: dagger tasks reveal the secrets they name through it.
+    secrets = SecretService(store, clock, settings_key(settings))
     if executors is None:
         executors = default_executors(
             base_env={"PATH": settings.path},
@@ -87,6 +89,8 @@ async def open_hub(
             picker=agents,
             agent_adapters=adapters,
             pull=pull,
+            secrets=secrets,
+            dagger_env=settings.dagger_env,
         )
     await store.open()
     engine = Engine(
@@ -114,7 +118,7 @@ async def open_hub(
                     runs=RunService(store, engine, clock),
                     dead_letters=DeadLetterService(store, engine),
                     tokens=TokenService(store, clock),
-                    secrets=SecretService(store, clock, settings_key(settings)),
+                    secrets=secrets,
                     agents=agents,
                     work=PullWork(agents, pull),
                     sandbox=sandbox,

@@ -71,6 +71,9 @@ class FailureKind(StrEnum):
     UNAVAILABLE = "unavailable"  # no healthy agent with free capacity until the timeout
     INVALID_OUTPUT = "invalid_output"  # the agent's reply was not what the task needs
     REJECTED = "rejected"  # the agent said retrying cannot help: never retried
+    # The server lacks what the task needs (a Dagger engine, a secret): retrying cannot help
+    # until someone fixes that, so it is never retried; replay the dead letter afterwards.
+    MISCONFIGURED = "misconfigured"
 
 
 def new_id(prefix: str) -> str:
@@ -91,10 +94,12 @@ class TaskOutput:
     stdout_truncated: bool = False
     stderr_truncated: bool = False
     cap_bytes: int = 0
+    image_digest: str | None = None  # the container image a Dagger task ran, when known
+    agent: str | None = None  # the agent that served an `agent` task's attempt
 
     def to_dict(self) -> dict[str, Any]:
         # Spelled out: dataclasses.asdict deep-copies and is several times slower.
-        return {
+        data: dict[str, Any] = {
             "exit_code": self.exit_code,
             "stdout": self.stdout,
             "stderr": self.stderr,
@@ -105,6 +110,12 @@ class TaskOutput:
             "stderr_truncated": self.stderr_truncated,
             "cap_bytes": self.cap_bytes,
         }
+        # Only where there is one: the outputs of other executors are stored as before.
+        if self.image_digest is not None:
+            data["image_digest"] = self.image_digest
+        if self.agent is not None:
+            data["agent"] = self.agent
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TaskOutput:

@@ -13,6 +13,7 @@ import pytest
 from aop_mcp.errors import (
     AgentNotFound,
     DeadLetterNotFound,
+    InvalidQuery,
     RunNotFound,
     SecretNotFound,
     StoreError,
@@ -77,9 +78,49 @@ async def given_run(
     return created
 
 
+def an_attempt_at(
+    run_id: str, task_id: str, number: int, started_at: float, agent: str | None = None
+) -> Attempt:
+    """A finished attempt whose output names `agent` (no output at all when None)."""
+    output = None if agent is None else TaskOutput(0, f"by {agent}", attempt=number, agent=agent)
+    status = AttemptStatus.SUCCEEDED
+    return Attempt(run_id, task_id, number, status, "w", started_at, None, started_at + 1, output)
+
+
+async def given_finished(store: Store, run_id: str, finished: dict[str, float | None]) -> None:
+    """A run whose task runs finished at the given times (None: still running)."""
+    statuses = [TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.SKIPPED, TaskStatus.CANCELLED]
+    await given_run(store, run_id, *finished)
+    changes = Changes()
+    for i, (task_id, at) in enumerate(finished.items()):
+        status = TaskStatus.RUNNING if at is None else statuses[i % len(statuses)]
+        changes.put_task_run(TaskRun(run_id, task_id, status, finished_at=at))
+    await store.commit(changes)
+
+
 def a_dead_letter(letter_id: str, run_id: str = "run_1", **kw: object) -> DeadLetter:
     error = TaskError(FailureKind.EXIT_CODE, "exit 1", 1)
     return DeadLetter(letter_id, run_id, "a", 3, error, kw.pop("created_at", 200.0), **kw)  # type: ignore[arg-type]
+
+
+async def given_dead_letters(store: Store) -> None:
+    """dl_1 to dl_5 (dl_2 replayed; dl_3 and dl_4 at the same time; dl_3, dl_5 of run_2)."""
+    await given_run(store, "run_1", "a")
+    await given_run(store, "run_2", "a")
+    changes = Changes()
+    for letter in [
+        a_dead_letter("dl_1", created_at=1.0),
+        a_dead_letter("dl_2", created_at=2.0, replayed_at=9.0),
+        a_dead_letter("dl_4", created_at=3.0),
+        a_dead_letter("dl_3", "run_2", created_at=3.0),
+        a_dead_letter("dl_5", "run_2", created_at=5.0),
+    ]:
+        changes.put_dead_letter(letter)
+    await store.commit(changes)
+
+
+def letter_ids(letters: list[DeadLetter]) -> list[str]:
+    return [letter.id for letter in letters]
 
 
 def a_token(token_id: str = "tok_1", *, created_at: float = 100.0, **kw: object) -> Token:
@@ -268,6 +309,37 @@ class StoreContract:
         assert await store.list_runs(limit=2, before="run_a") == []
         with pytest.raises(RunNotFound):
             await store.list_runs(before="nope")
+
+    async def test_list_runs_in_several_statuses_pages_in_one_newest_first_order(
+        self, store: Store
+    ) -> None:
+        pending, running = RunStatus.PENDING, RunStatus.RUNNING
+        for run_id, at, status, workflow in [
+            ("run_a", 1.0, pending, "wf"),
+            ("run_b", 2.0, running, "wf"),
+            ("run_c", 2.0, pending, "wf"),
+            ("run_d", 3.0, RunStatus.SUCCEEDED, "wf"),
+            ("run_e", 4.0, running, "wf"),
+            ("run_f", 5.0, pending, "other"),
+        ]:
+            await given_run(store, run_id, created_at=at, status=status, workflow=workflow)
+
+        async def ids(**kw: object) -> list[str]:
+            return [r.id for r in await store.list_runs(**kw)]  # type: ignore[arg-type]
+
+        active = [running, pending, running]  # a status named twice is listed once
+        assert await ids(statuses=active, limit=2) == ["run_f", "run_e"]
+        assert await ids(statuses=active, limit=2, before="run_e") == ["run_c", "run_b"]
+        assert await ids(statuses=active, limit=2, before="run_b") == ["run_a"]
+        assert await ids(statuses=active, workflow="wf") == ["run_e", "run_c", "run_b", "run_a"]
+        assert await ids(statuses=active, workflow="wf", before="run_d") == [
+            "run_c",
+            "run_b",
+            "run_a",
+        ]
+        assert await ids(statuses=[pending], workflow="wf", limit=1, before="run_c") == ["run_a"]
+        assert await ids(statuses=active, limit=0) == []
+        assert await ids(statuses=[]) == []
 
     async def test_request_cancel_marks_an_unfinished_run(self, store: Store) -> None:
         await given_run(store, "run_1")
@@ -671,3 +743,209 @@ class StoreContract:
         assert caught.value.name == "API_KEY"
         with pytest.raises(SecretNotFound):
             await store.delete_secret("API_KEY")
+
+    # Dashboard queries -------------------------------------------------------------
+
+    async def test_count_runs_gives_every_status_with_zeros_for_none(self, store: Store) -> None:
+        assert await store.count_runs() == dict.fromkeys(RunStatus, 0)
+        await given_run(store, "run_1")
+        await given_run(store, "run_2", status=RunStatus.SUCCEEDED)
+        await given_run(store, "run_3", status=RunStatus.SUCCEEDED, workflow="other")
+        await given_run(store, "run_4", status=RunStatus.FAILED, workflow="other")
+        counts = await store.count_runs()
+        assert counts == {
+            RunStatus.PENDING: 1,
+            RunStatus.RUNNING: 0,
+            RunStatus.SUCCEEDED: 2,
+            RunStatus.FAILED: 1,
+            RunStatus.CANCELLED: 0,
+        }
+        assert sum(counts.values()) == len(await store.list_runs())
+
+    async def test_count_runs_of_one_workflow_follows_its_runs(self, store: Store) -> None:
+        run = await given_run(store, "run_1")
+        await given_run(store, "run_2", status=RunStatus.SUCCEEDED, workflow="other")
+        zeros = dict.fromkeys(RunStatus, 0)
+        assert await store.count_runs(workflow="other") == zeros | {RunStatus.SUCCEEDED: 1}
+        assert await store.count_runs(workflow="nope") == zeros
+        await store.commit(Changes(runs={"run_1": replace(run, status=RunStatus.RUNNING)}))
+        assert await store.count_runs(workflow="wf") == zeros | {RunStatus.RUNNING: 1}
+
+    async def test_task_throughput_counts_finished_task_runs_per_bucket(self, store: Store) -> None:
+        # Every final status counts (succeeded, failed, skipped, cancelled); `e` still runs.
+        await given_finished(
+            store, "run_1", {"a": 99.9, "b": 100.0, "c": 105.0, "d": 109.999, "e": None}
+        )
+        await given_finished(store, "run_2", {"a": 110.0, "b": 125.0, "c": 134.0, "d": 135.0})
+
+        async def throughput(since: float, until: float, bucket: float) -> list[int]:
+            return await store.task_throughput(since=since, until=until, bucket_seconds=bucket)
+
+        assert await throughput(100.0, 140.0, 10.0) == [3, 1, 1, 2]
+        # `until` is excluded, and the last bucket is cut short at it.
+        assert await throughput(100.0, 135.0, 10.0) == [3, 1, 1, 1]
+        assert await throughput(0.0, 1000.0, 1000.0) == [8]
+        assert await throughput(200.0, 230.0, 10.0) == [0, 0, 0]
+
+    async def test_task_throughput_counts_a_replayed_task_when_it_finishes_again(
+        self, store: Store
+    ) -> None:
+        await given_finished(store, "run_1", {"a": 105.0})
+        replayed = TaskRun("run_1", "a", TaskStatus.SUCCEEDED, finished_at=125.0)
+        await store.commit(Changes(task_runs={("run_1", "a"): replayed}))
+        counts = await store.task_throughput(since=100.0, until=130.0, bucket_seconds=10.0)
+        assert counts == [0, 0, 1]
+
+    async def test_task_throughput_over_a_wall_clock_window_has_one_bucket_per_step(
+        self, store: Store
+    ) -> None:
+        since = 1_700_000_000.123  # since + 600 - since is not exactly 600 in floating point
+        await given_finished(store, "run_1", {"a": since, "b": since + 599.99})
+        counts = await store.task_throughput(since=since, until=since + 600, bucket_seconds=10)
+        assert (len(counts), counts[0], counts[-1], sum(counts)) == (60, 1, 1, 2)
+        longer = await store.task_throughput(since=since, until=since + 605, bucket_seconds=10)
+        assert len(longer) == 61
+
+    async def test_task_throughput_of_an_empty_window_is_empty_and_bad_buckets_are_refused(
+        self, store: Store
+    ) -> None:
+        await given_finished(store, "run_1", {"a": 100.0})
+        assert await store.task_throughput(since=100.0, until=100.0, bucket_seconds=10.0) == []
+        assert await store.task_throughput(since=100.0, until=50.0, bucket_seconds=10.0) == []
+        for bad in (0.0, -1.0, float("nan"), float("inf")):
+            with pytest.raises(InvalidQuery) as caught:
+                await store.task_throughput(since=0.0, until=10.0, bucket_seconds=bad)
+            assert caught.value.field == "bucket_seconds"
+        with pytest.raises(InvalidQuery, match="more than 10000"):
+            await store.task_throughput(since=0.0, until=86400.0, bucket_seconds=0.001)
+        with pytest.raises(InvalidQuery) as caught:
+            await store.task_throughput(since=float("-inf"), until=10.0, bucket_seconds=1.0)
+        assert caught.value.field == "since"
+
+    async def test_count_dead_letters_leaves_out_replayed_ones_unless_asked(
+        self, store: Store
+    ) -> None:
+        assert await store.count_dead_letters() == 0
+        await given_dead_letters(store)
+        assert await store.count_dead_letters() == 4
+        assert await store.count_dead_letters(include_replayed=True) == 5
+        letter = await store.get_dead_letter("dl_1")
+        await store.commit(Changes(dead_letters={"dl_1": replace(letter, replayed_at=10.0)}))
+        assert await store.count_dead_letters() == 3
+        assert await store.count_dead_letters(include_replayed=True) == 5
+
+    async def test_dead_letters_page_newest_first_with_before(self, store: Store) -> None:
+        await given_dead_letters(store)
+        first = await store.list_dead_letters(newest_first=True, limit=2)
+        assert letter_ids(first) == ["dl_5", "dl_4"]
+        second = await store.list_dead_letters(newest_first=True, limit=2, before=first[-1].id)
+        assert letter_ids(second) == ["dl_3", "dl_1"]  # dl_4 and dl_3 tie on created_at
+        assert await store.list_dead_letters(newest_first=True, limit=2, before="dl_1") == []
+        every = await store.list_dead_letters(newest_first=True, include_replayed=True)
+        assert letter_ids(every) == ["dl_5", "dl_4", "dl_3", "dl_2", "dl_1"]
+        # A page may go on from a letter replayed since it was shown.
+        assert letter_ids(await store.list_dead_letters(before="dl_2")) == ["dl_1"]
+
+    async def test_dead_letters_page_oldest_first_with_after(self, store: Store) -> None:
+        await given_dead_letters(store)
+        assert letter_ids(await store.list_dead_letters()) == ["dl_1", "dl_3", "dl_4", "dl_5"]
+        first = await store.list_dead_letters(limit=3)
+        assert letter_ids(first) == ["dl_1", "dl_3", "dl_4"]
+        rest = await store.list_dead_letters(limit=3, after=first[-1].id)
+        assert letter_ids(rest) == ["dl_5"]
+        assert await store.list_dead_letters(limit=3, after=rest[-1].id) == []
+        between = await store.list_dead_letters(after="dl_1", before="dl_5")
+        assert letter_ids(between) == ["dl_3", "dl_4"]
+
+    async def test_dead_letters_of_a_run_page_too(self, store: Store) -> None:
+        await given_dead_letters(store)
+        newest = await store.list_dead_letters(run_id="run_2", newest_first=True, limit=1)
+        assert letter_ids(newest) == ["dl_5"]
+        older = await store.list_dead_letters(run_id="run_2", newest_first=True, before="dl_5")
+        assert letter_ids(older) == ["dl_3"]
+
+    async def test_dead_letter_limits_and_unknown_cursors(self, store: Store) -> None:
+        await given_dead_letters(store)
+        assert await store.list_dead_letters(limit=0) == []
+        assert await store.list_dead_letters(limit=-5) == []
+        assert len(await store.list_dead_letters(limit=None)) == 4
+        with pytest.raises(DeadLetterNotFound):
+            await store.list_dead_letters(before="nope")
+        with pytest.raises(DeadLetterNotFound) as caught:
+            await store.list_dead_letters(newest_first=True, after="nope")
+        assert caught.value.dead_letter_id == "nope"
+
+    async def test_run_attempts_come_by_start_then_task_run_order_then_number(
+        self, store: Store
+    ) -> None:
+        await given_run(store, "run_1", "b", "a")  # b is the run's first task run
+        await given_run(store, "run_2", "a")
+        changes = Changes()
+        for attempt in [
+            an_attempt_at("run_1", "a", 1, 10.0),
+            an_attempt_at("run_1", "b", 1, 10.0),
+            an_attempt_at("run_1", "a", 3, 20.0),
+            an_attempt_at("run_1", "a", 2, 20.0),
+            an_attempt_at("run_1", "b", 2, 15.0, agent="alpha"),
+            an_attempt_at("run_2", "a", 1, 12.0),
+        ]:
+            changes.put_attempt(attempt)
+        await store.commit(changes)
+        got = await store.get_run_attempts("run_1")
+        assert [(a.task_id, a.number) for a in got] == [
+            ("b", 1),
+            ("a", 1),
+            ("b", 2),
+            ("a", 2),
+            ("a", 3),
+        ]
+        assert got[2] == an_attempt_at("run_1", "b", 2, 15.0, agent="alpha")
+
+    async def test_run_attempts_of_a_run_without_any_or_of_an_unknown_run(
+        self, store: Store
+    ) -> None:
+        await given_run(store, "run_1", "a")
+        assert await store.get_run_attempts("run_1") == []
+        with pytest.raises(RunNotFound) as caught:
+            await store.get_run_attempts("nope")
+        assert caught.value.run_id == "nope"
+
+    async def test_agent_attempts_are_the_latest_it_served_newest_first(self, store: Store) -> None:
+        await given_run(store, "run_1", "a", "b")
+        await given_run(store, "run_2", "a")
+        changes = Changes()
+        for attempt in [
+            an_attempt_at("run_1", "a", 1, 10.0, agent="alpha"),
+            an_attempt_at("run_1", "a", 2, 30.0, agent="beta"),
+            an_attempt_at("run_1", "b", 1, 20.0, agent="alpha"),
+            an_attempt_at("run_2", "a", 1, 20.0, agent="alpha"),  # ties run_1's b: run id breaks it
+            an_attempt_at("run_2", "a", 2, 40.0),  # no output: it names no agent
+        ]:
+            changes.put_attempt(attempt)
+        await store.commit(changes)
+
+        async def served(agent: str, limit: int = 20) -> list[tuple[str, str, int]]:
+            attempts = await store.list_agent_attempts(agent, limit=limit)
+            return [(a.run_id, a.task_id, a.number) for a in attempts]
+
+        assert await served("alpha") == [("run_2", "a", 1), ("run_1", "b", 1), ("run_1", "a", 1)]
+        assert await served("alpha", limit=2) == [("run_2", "a", 1), ("run_1", "b", 1)]
+        assert await served("alpha", limit=0) == []
+        assert await served("alpha", limit=-1) == []
+        assert await served("beta") == [("run_1", "a", 2)]
+        assert await served("nobody") == []
+        (latest, *_) = await store.list_agent_attempts("alpha")
+        assert latest == an_attempt_at("run_2", "a", 1, 20.0, agent="alpha")
+
+    async def test_an_attempt_is_listed_under_the_agent_its_latest_write_names(
+        self, store: Store
+    ) -> None:
+        await given_run(store, "run_1", "a")
+        key = ("run_1", "a", 1)
+        await store.commit(Changes(attempts={key: an_attempt("run_1", "a")}))
+        assert await store.list_agent_attempts("alpha") == []  # running: no output, no agent
+        await store.commit(Changes(attempts={key: an_attempt_at(*key, 10.0, agent="alpha")}))
+        assert len(await store.list_agent_attempts("alpha")) == 1
+        await store.commit(Changes(attempts={key: an_attempt_at(*key, 10.0, agent="beta")}))
+        assert await store.list_agent_attempts("alpha") == []
+        assert len(await store.list_agent_attempts("beta")) == 1

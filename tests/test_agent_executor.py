@@ -24,6 +24,8 @@ from servers import free_port, serve_in_loop
 
 from aop_mcp.agents.fast_agent_adapter import FastAgentAdapter
 from aop_mcp.agents.mcp_remote import McpAgentAdapter
+from aop_mcp.agents.pull import Claim, PullQueue
+from aop_mcp.engine import ManualClock
 from aop_mcp.executors import AgentExecutor, default_executors
 from aop_mcp.models import Agent, AgentKind, FailureKind, TaskOutput
 from aop_mcp.ports.agent import AgentAdapter, AgentFailure, AgentLease, AgentReply
@@ -318,6 +320,89 @@ async def test_an_mcp_agent_started_over_stdio_answers(tmp_path: Path) -> None:
     output = await run(executor, request(task("hello")))
     assert output.stdout == "HELLO!"
     assert picker.released == [True]
+
+
+# --- which agent served an attempt ----------------------------------------------------------
+
+
+async def test_an_agents_outputs_name_it(served: ToolServer) -> None:
+    executor, _ = executor_for(mcp_agent(served.url, tool="prose"))
+    output = await run(executor, request(task("the news")))
+    assert output.agent == "mcp-agent"
+    invalid = await failure(executor, request(task("the news", output="json")))
+    assert invalid.error.kind is FailureKind.INVALID_OUTPUT
+    assert (invalid.output.stdout, invalid.output.agent) == ("In short: the news", "mcp-agent")
+
+
+async def test_an_agents_failures_carry_an_output_that_names_it(served: ToolServer) -> None:
+    executor, _ = executor_for(mcp_agent(served.url, tool="refuse"))
+    refused = await failure(executor, request(task("the report"), cap=1000))
+    assert refused.error.kind is FailureKind.AGENT_ERROR
+    assert refused.output == TaskOutput(
+        duration=refused.output.duration, attempt=1, cap_bytes=1000, agent="mcp-agent"
+    )
+    assert refused.output.duration > 0
+    executor, _ = executor_for(mcp_agent(served.url, tool="slow"))
+    late = await failure(executor, request(task("wait"), timeout=0.2))
+    assert late.error.kind is FailureKind.TIMEOUT
+    assert late.output.agent == "mcp-agent"
+
+
+async def test_a_failure_before_an_agent_had_the_task_names_none(served: ToolServer) -> None:
+    executor, picker = executor_for(mcp_agent(served.url))
+    await picker.acquire(capability="summarize", name=None)  # the only slot
+    failed = await failure(executor, request(task("anything"), timeout=0.1))
+    assert failed.error.kind is FailureKind.UNAVAILABLE
+    assert failed.output is None
+
+
+@dataclass
+class PullPicker(OnePicker):
+    """Its agent is a pull agent: the executor offers the task on the pull queue."""
+
+    def kinds_of(self, *, capability: str | None, name: str | None) -> frozenset[AgentKind]:
+        return frozenset({self.agent.kind})
+
+
+def pull_executor() -> tuple[AgentExecutor, PullQueue]:
+    queue = PullQueue(ManualClock())
+    picker = PullPicker(make_agent(AgentKind.PULL, {}))
+    return AgentExecutor(picker, {}, pull=queue), queue
+
+
+async def claimed_by(queue: PullQueue, agent: str) -> Claim:
+    with anyio.fail_after(WAIT):
+        claim = await queue.claim_within(agent, ["summarize"], 30, WAIT)
+    assert claim is not None
+    return claim
+
+
+async def test_a_pull_agents_result_and_its_failures_name_it() -> None:
+    executor, queue = pull_executor()
+    done = asyncio.ensure_future(run(executor, request(task("x"))))
+    queue.complete("puller-1", (await claimed_by(queue, "puller-1")).id, "the answer")
+    output = await done
+    assert (output.stdout, output.agent) == ("the answer", "puller-1")
+
+    failing = asyncio.ensure_future(failure(executor, request(task("x"))))
+    queue.fail("puller-2", (await claimed_by(queue, "puller-2")).id, "no", retryable=True)
+    failed = await failing
+    assert failed.error.kind is FailureKind.AGENT_ERROR
+    assert failed.output.agent == "puller-2"
+
+    slow = asyncio.ensure_future(failure(executor, request(task("x"), timeout=0.2)))
+    await claimed_by(queue, "puller-3")
+    late = await slow
+    assert late.error.kind is FailureKind.TIMEOUT
+    assert "'puller-3' did not finish within 0.2s" in late.error.message
+    assert late.output.agent == "puller-3"
+
+
+async def test_a_task_no_pull_agent_claimed_names_none() -> None:
+    executor, _ = pull_executor()
+    failed = await failure(executor, request(task("x"), timeout=0.05))
+    assert failed.error.kind is FailureKind.UNAVAILABLE
+    assert failed.output is None
 
 
 # --- the executor's own rules ---------------------------------------------------------------

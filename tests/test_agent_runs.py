@@ -57,6 +57,31 @@ async def test_an_agent_task_is_done_by_a_registered_mcp_agent(
     assert status.active == 0  # the slot went back
 
 
+async def test_an_agents_attempts_are_listed_under_it_but_not_a_cache_hit_of_its_answer(
+    tmp_path,
+    served: ToolServer,  # noqa: F811
+):
+    config = {"url": served.url, "tool": "summarize"}
+    async with hub_on(tmp_path) as hub:
+        await hub.agents.register(agent_spec("summarizer", "mcp", config))
+        await hub.workflows.define(summarize_workflow("brief", cache=True))
+        runs = []
+        for _ in range(2):
+            run = await hub.runs.start("summaries")
+            with anyio.fail_after(WAIT):
+                runs.append(await hub.runs.wait(run.id))
+        served_by = await hub.store.list_agent_attempts("summarizer")
+        (first,) = await hub.store.get_run_attempts(runs[0].id)
+        (hit,) = await hub.store.get_run_attempts(runs[1].id)
+        reused = await hub.runs.task(runs[1].id, "brief")
+    assert [run.status for run in runs] == [RunStatus.SUCCEEDED, RunStatus.SUCCEEDED]
+    assert served_by == [first]
+    assert first.output.agent == "summarizer"
+    assert reused.task.cached
+    assert hit.output.json == first.output.json
+    assert hit.output.agent is None
+
+
 async def test_two_pull_agents_claim_distinct_tasks_and_an_expired_lease_goes_to_the_other(
     tmp_path,
 ):

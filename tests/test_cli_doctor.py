@@ -11,13 +11,16 @@ from pathlib import Path
 import pytest
 from servers import clean_env
 
+from aop_mcp.config import DAGGER_VARIABLES
+
 TIMEOUT = 30
 
 
 def doctor(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     base = {**clean_env(tmp_path), "PATH": str(tmp_path / "bin")}
-    for key in ("AOP_SANDBOX", "DAGGER_SESSION_PORT", "DAGGER_SESSION_TOKEN"):
+    for key in ("AOP_SANDBOX", *DAGGER_VARIABLES):
         base.pop(key, None)
+    base["PATH"] = str(tmp_path / "bin")
     return subprocess.run(
         [sys.executable, "-m", "aop_mcp", "doctor", *args],
         env={**base, **env},
@@ -32,8 +35,8 @@ def line(output: str, name: str) -> str:
     return found
 
 
-def fake_dagger(tmp_path: Path) -> Path:
-    cli = tmp_path / "bin" / "dagger"
+def fake_dagger(tmp_path: Path, name: str = "dagger") -> Path:
+    cli = tmp_path / "bin" / name
     cli.parent.mkdir(exist_ok=True)
     cli.write_text("#!/bin/sh\nexit 0\n")
     cli.chmod(0o755)
@@ -48,7 +51,9 @@ def test_sandbox_required_without_bubblewrap_fails_with_the_fix(tmp_path: Path) 
     assert "apt-get install bubblewrap" in bwrap
 
 
-def test_auto_without_bubblewrap_is_a_warning_and_dagger_cli_is_found(tmp_path: Path) -> None:
+def test_auto_without_bubblewrap_is_a_warning_and_a_dagger_cli_needs_a_runner(
+    tmp_path: Path,
+) -> None:
     cli = fake_dagger(tmp_path)
     done = doctor(tmp_path, AOP_SANDBOX="auto", AOP_TASK_PATH=str(tmp_path))
     assert done.returncode == 0, done.stdout + done.stderr
@@ -56,10 +61,44 @@ def test_auto_without_bubblewrap_is_a_warning_and_dagger_cli_is_found(tmp_path: 
     assert "NOT sandboxed" in line(done.stdout, "bubblewrap")
     assert line(done.stdout, "database").startswith("ok")
     engine = line(done.stdout, "dagger engine")
-    assert engine.startswith("ok")
-    assert str(cli) in engine
-    assert "no runner host set" in engine
-    assert "dagger executor: not built yet" in done.stdout
+    assert engine.startswith(f"warning  dagger engine: dagger CLI {cli} has no runner")
+    assert "no docker on PATH; no podman on PATH" in engine
+    assert "(fix: start Docker" in engine
+    assert "_EXPERIMENTAL_DAGGER_RUNNER_HOST" in engine
+    assert "dagger executor" not in done.stdout  # built now: no placeholder line
+
+
+def test_no_session_and_no_dagger_cli_is_a_warning_saying_how_to_get_an_engine(
+    tmp_path: Path,
+) -> None:
+    done = doctor(tmp_path, AOP_SANDBOX="false")
+    assert done.returncode == 0, done.stdout + done.stderr
+    engine = line(done.stdout, "dagger engine")
+    assert engine.startswith("warning  dagger engine: no DAGGER_SESSION_PORT/DAGGER_SESSION_TOKEN")
+    assert "(fix: run the hub inside `dagger run`" in engine
+
+
+def test_a_dagger_cli_with_a_runner_host_is_ok(tmp_path: Path) -> None:
+    cli = fake_dagger(tmp_path)
+    done = doctor(tmp_path, AOP_SANDBOX="false", _EXPERIMENTAL_DAGGER_RUNNER_HOST="tcp://e:1234")
+    engine = line(done.stdout, "dagger engine")
+    assert engine == (
+        f"ok       dagger engine: dagger CLI {cli} with _EXPERIMENTAL_DAGGER_RUNNER_HOST=tcp://e:1234"
+    )
+
+
+def test_a_dagger_cli_with_a_docker_daemon_that_answers_is_ok(tmp_path: Path) -> None:
+    fake_dagger(tmp_path)
+    fake_dagger(tmp_path, "docker")
+    path = tmp_path / "docker.sock"
+    with socket.socket(socket.AF_UNIX) as daemon:
+        daemon.bind(str(path))
+        daemon.listen(1)
+        done = doctor(tmp_path, AOP_SANDBOX="false", DOCKER_HOST=f"unix://{path}")
+    assert line(done.stdout, "dagger engine").endswith(f"with docker ({path})")
+    path.unlink()  # nothing listens now: the CLI has no runner
+    gone = doctor(tmp_path, AOP_SANDBOX="false", DOCKER_HOST=f"unix://{path}")
+    assert f"docker: {path}: No such file or directory" in line(gone.stdout, "dagger engine")
 
 
 @pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")

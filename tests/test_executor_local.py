@@ -341,9 +341,10 @@ async def test_sandbox_has_read_only_root_writable_workdir_and_no_network(
     assert not outside.exists()
 
 
-def test_default_executors_are_local_and_python() -> None:
+def test_default_executors_are_local_python_and_dagger() -> None:
     executors = default_executors(sandbox=False)
     assert {name: executor.name for name, executor in executors.items()} == {
         "local": "local",
         "python": "python",
+        "dagger": "dagger",
     }

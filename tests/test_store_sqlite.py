@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from dataclasses import fields
@@ -27,6 +28,7 @@ from aop_mcp.models import (
     RunStatus,
     Secret,
     TaskError,
+    TaskOutput,
     TaskRun,
     TaskStatus,
     Token,
@@ -35,6 +37,12 @@ from aop_mcp.store import MemoryStore, SqliteStore, codec, open_store, sqlite_ba
 from aop_mcp.store.queries import QUERIES, migrations, parse_queries
 
 pytestmark = pytest.mark.anyio
+
+#: Parameters that are not fields of their record: copies of part of one, in a column of
+#: their own so that an index can find them.
+DERIVED = {Attempt: {"agent"}}  # output.agent
+#: Columns the store fills itself, with no field or parameter.
+STORE_OWNED = {TaskRun: {"seq"}}  # creation order
 
 
 def a_run(run_id: str, key: str | None = None) -> Run:
@@ -215,10 +223,13 @@ def test_every_record_field_has_a_column() -> None:
         (token, codec.token_params(token)),
         (secret, codec.secret_params(secret)),
     ]:
-        assert set(params) == {f.name for f in fields(record)}  # type: ignore[arg-type]
+        names = {f.name for f in fields(record)}  # type: ignore[arg-type]
+        assert set(params) == names | DERIVED.get(type(record), set()), type(record)
 
 
-async def test_every_record_field_is_a_column_of_its_table(store: SqliteStore) -> None:
+async def test_every_column_is_a_record_field_or_said_to_be_something_else(
+    store: SqliteStore,
+) -> None:
     tables = {
         "runs": Run,
         "task_runs": TaskRun,
@@ -235,7 +246,9 @@ async def test_every_record_field_is_a_column_of_its_table(store: SqliteStore) -
             columns = {
                 row[1] for row in conn.execute("SELECT * FROM pragma_table_info(?)", (table,))
             }
-            assert {f.name for f in fields(record)} <= columns, table
+            names = {f.name for f in fields(record)}
+            extra = DERIVED.get(record, set()) | STORE_OWNED.get(record, set())
+            assert columns == names | extra, table
     finally:
         conn.close()
 
@@ -246,5 +259,140 @@ def test_named_queries_are_unique() -> None:
         parse_queries("-- name: q\nSELECT 1\n-- name: q\nSELECT 2\n")
 
 
+async def test_an_attempts_agent_column_holds_the_agent_its_output_names(
+    store: SqliteStore,
+) -> None:
+    await create(store, "run_1")
+    changes = Changes()
+    changes.put_attempt(_ended("a", 1, TaskOutput(agent="alpha")))
+    changes.put_attempt(_ended("a", 2, TaskOutput()))
+    changes.put_attempt(_attempt("run_1", "b"))  # running: no output yet
+    await store.commit(changes)
+    rewritten = _ended("a", 1, TaskOutput(agent="beta"))
+    await store.commit(Changes(attempts={("run_1", "a", 1): rewritten}))
+    conn = sqlite3.connect(store.path)
+    try:
+        rows = conn.execute(
+            "SELECT task_id, number, agent, output ->> '$.agent' FROM attempts ORDER BY 1, 2"
+        ).fetchall()
+    finally:
+        conn.close()
+    assert rows == [("a", 1, "beta", "beta"), ("a", 2, None, None), ("b", 1, None, None)]
+
+
+OLD_ROWS = """
+INSERT INTO runs (id, workflow, workflow_version, status, inputs, created_at)
+VALUES ('run_1', 'wf', 1, 'running', '{}', 1.0);
+INSERT INTO task_runs (run_id, task_id, seq, status) VALUES ('run_1', 'a', 1, 'running');
+INSERT INTO attempts (run_id, task_id, number, status, worker, started_at, output)
+VALUES ('run_1', 'a', 1, 'failed', 'w', 1.0, '{"exit_code": 1, "stdout": "old"}');
+"""
+
+
+async def test_a_database_from_before_0006_gets_the_agent_column_and_keeps_its_attempts(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "aop.db"
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute(QUERIES["create_migrations_table"])
+        for migration in (m for m in migrations() if m.version < 6):
+            conn.executescript(migration.script)
+            record = {"version": migration.version, "name": migration.name, "applied_at": 0}
+            conn.execute(QUERIES["record_migration"], record)
+        conn.executescript(OLD_ROWS)
+    finally:
+        conn.close()
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        (old,) = await store.get_run_attempts("run_1")
+        assert old.output == TaskOutput(1, "old")
+        await store.commit(
+            Changes(attempts={("run_1", "a", 2): _ended("a", 2, TaskOutput(agent="x"))})
+        )
+        assert [a.number for a in await store.list_agent_attempts("x")] == [2]
+    finally:
+        await store.close()
+
+
+async def test_dashboard_queries_search_indexes_with_10000_runs(store: SqliteStore) -> None:
+    await store.commit(_ten_thousand_runs())
+    cursor = {"before_at": math.inf, "before_id": "", "limit": 50}
+    letters = cursor | {"after_at": -math.inf, "after_id": "", "run_id": None}
+    expected = {
+        "count_runs": ({}, "SCAN runs USING COVERING INDEX runs_by_status"),
+        "count_runs_of_workflow": (
+            {"workflow": "wf_1"},
+            "SEARCH runs USING COVERING INDEX runs_by_workflow_status (workflow=?)",
+        ),
+        "task_throughput": (
+            {"since": 0.0, "until": 600.0, "bucket_seconds": 10.0},
+            "SEARCH task_runs USING COVERING INDEX task_runs_by_finished "
+            "(finished_at>? AND finished_at<?)",
+        ),
+        "list_runs": (cursor, "SEARCH runs USING INDEX runs_by_created ((created_at,id)<(?,?))"),
+        "list_runs_in_status": (
+            cursor | {"status": "running"},
+            "SEARCH runs USING INDEX runs_by_status (status=? AND (created_at,id)<(?,?))",
+        ),
+        "list_runs_of_workflow": (
+            cursor | {"workflow": "wf_1"},
+            "SEARCH runs USING INDEX runs_by_workflow (workflow=? AND (created_at,id)<(?,?))",
+        ),
+        "list_runs_of_workflow_in_status": (
+            cursor | {"workflow": "wf_1", "status": "running"},
+            "SEARCH runs USING INDEX runs_by_workflow_status "
+            "(workflow=? AND status=? AND (created_at,id)<(?,?))",
+        ),
+        "list_dead_letters_newest_first": (
+            letters | {"include_replayed": 0},
+            "SEARCH dead_letters USING INDEX dead_letters_by_created "
+            "((created_at,id)>(?,?) AND (created_at,id)<(?,?))",
+        ),
+        "get_run_attempts": (
+            {"run_id": "run_00001"},
+            "SEARCH attempts USING INDEX sqlite_autoindex_attempts_1 (run_id=?)",
+        ),
+        "list_agent_attempts": (
+            {"agent": "agent_1", "limit": 20},
+            "SEARCH attempts USING INDEX attempts_by_agent (agent=?)",
+        ),
+    }
+    conn = sqlite3.connect(store.path)
+    try:
+        for query, (params, first_step) in expected.items():
+            plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + QUERIES[query], params)]
+            assert plan[0] == first_step, (query, plan)
+            # Sorting is allowed only where it sorts one run's few attempts.
+            if query != "get_run_attempts":
+                assert not any("ORDER BY" in step for step in plan), (query, plan)
+    finally:
+        conn.close()
+
+
+def _ten_thousand_runs() -> Changes:
+    """10,000 runs of three workflows, a finished task run and an attempt each."""
+    changes = Changes()
+    statuses = [RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.RUNNING]
+    for i in range(10_000):
+        run_id = f"run_{i:05d}"
+        run = Run(run_id, f"wf_{i % 3}", 1, statuses[i % 3], {}, float(i))
+        changes.put_run(run)
+        changes.put_task_run(TaskRun(run_id, "a", TaskStatus.SUCCEEDED, finished_at=i + 0.5))
+        output = TaskOutput(0, "ok", attempt=1, agent=f"agent_{i % 5}" if i % 2 else None)
+        changes.put_attempt(
+            Attempt(run_id, "a", 1, AttemptStatus.SUCCEEDED, "w", float(i), None, i + 0.5, output)
+        )
+        if i % 10 == 0:
+            error = TaskError(FailureKind.ERROR, "x")
+            changes.put_dead_letter(DeadLetter(f"dl_{i}", run_id, "a", 1, error, float(i)))
+    return changes
+
+
 def _attempt(run_id: str, task_id: str) -> Attempt:
     return Attempt(run_id, task_id, 1, AttemptStatus.RUNNING, "engine", 1.0, 2.0)
+
+
+def _ended(task_id: str, number: int, output: TaskOutput) -> Attempt:
+    return Attempt("run_1", task_id, number, AttemptStatus.SUCCEEDED, "w", 1.0, None, 2.0, output)

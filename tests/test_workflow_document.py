@@ -214,7 +214,8 @@ def test_every_problem_is_reported_at_once() -> None:
 def test_unknown_executor_lists_the_known_ones() -> None:
     problem = only_problem(one_task(run={"executor": "foo"}))
     assert (problem.task, problem.field) == ("a", "run.executor")
-    assert problem.message == "unknown executor 'foo'; known executors: local, python, agent"
+    known = "local, python, agent, dagger"
+    assert problem.message == f"unknown executor 'foo'; known executors: {known}"
 
 
 def test_missing_executor_is_named() -> None:
@@ -302,6 +303,30 @@ def test_agent_failure_kinds_are_retried_by_default_and_selectable() -> None:
     for kind in ("agent_error", "unavailable", "invalid_output"):
         assert default.retries(FailureKind(kind))
         assert RetryPolicy(retry_on=[kind]).retry_on == [FailureKind(kind)]
+
+
+@pytest.mark.parametrize(
+    ("run", "field", "words"),
+    [
+        ({"command": []}, "run.command", "at least the program"),
+        ({"command": ["x"], "workdir": "src"}, "run.workdir", "absolute path, like /src"),
+        ({"command": ["x"], "cache_volumes": {"pip": "cache"}}, "run.cache_volumes", "absolute"),
+        ({"command": ["x"], "secrets": ["1KEY"]}, "run.secrets[0]", "invalid secret name"),
+        ({"command": ["x"], "secrets": ["K", "K"]}, "run.secrets", "listed twice"),
+        ({"command": ["x"], "secrets": ["K"], "env": {"K": "v"}}, "run.secrets", "drop it"),
+    ],
+)
+def test_dagger_run_errors_name_the_field(run: dict[str, Any], field: str, words: str) -> None:
+    problem = only_problem(one_task(run={"executor": "dagger", "image": "alpine", **run}))
+    assert (problem.task, problem.field) == ("a", field)
+    assert words in problem.message
+
+
+def test_misconfigured_is_never_retried_and_cannot_be_chosen() -> None:
+    assert not RetryPolicy().retries(FailureKind.MISCONFIGURED)
+    problem = only_problem(one_task(retry={"retry_on": ["misconfigured"]}))
+    assert "'misconfigured' cannot be chosen in retry_on" in problem.message
+    assert "replay the dead letter" in problem.message
 
 
 def test_bad_task_id_is_explained() -> None:

@@ -63,7 +63,7 @@ class _Offer:
     capability: str | None
     agent: str | None  # only this agent may claim it
     reply: asyncio.Future[AgentReply]
-    claimed: asyncio.Event | None = None
+    claimed: asyncio.Future[str] | None = None
     claim: Claim | None = None
     holder: str | None = None
     expiry: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -88,12 +88,12 @@ class PullQueue:
         message: str,
         capability: str | None,
         agent: str | None,
-        claimed: asyncio.Event | None = None,
+        claimed: asyncio.Future[str] | None = None,
     ) -> AgentReply:
         """Offer a task to pull agents and wait for its result; raises AgentFailure.
 
-        `claimed` is set when an agent claims it. Cancelling the wait withdraws the offer
-        (and voids its claim, if it has one).
+        `claimed` gets the name of the agent that claims it, when one does. Cancelling the
+        wait withdraws the offer (and voids its claim, if it has one).
         """
         reply: asyncio.Future[AgentReply] = asyncio.get_running_loop().create_future()
         offer = _Offer(run_id, task_id, attempt, message, capability, agent, reply, claimed)
@@ -114,8 +114,8 @@ class PullQueue:
         for offer in self._waiting:
             if _matches(offer, agent, capabilities):
                 self._waiting.remove(offer)
-                if offer.claimed is not None:
-                    offer.claimed.set()
+                if offer.claimed is not None and not offer.claimed.done():
+                    offer.claimed.set_result(agent)
                 return self._lease(offer, agent, lease_seconds)
         return None
 

@@ -110,6 +110,9 @@ class TaskOutputView(_Response):
     stdout_truncated: bool
     stderr_truncated: bool
     cap_bytes: int
+    image_digest: str | None = Field(
+        default=None, description="the container image a dagger task ran (sha256:...)"
+    )
 
     model_config = ConfigDict(frozen=True, populate_by_name=True, serialize_by_alias=True)
 

@@ -298,8 +298,7 @@ async def secret_delete(args: argparse.Namespace, settings: Settings) -> int:
 async def doctor(args: argparse.Namespace, settings: Settings) -> int:
     """`aop doctor`: one line per check; exit 1 when something the setup needs is missing."""
     from aop_mcp.cli.doctor import diagnose, report
-    from aop_mcp.config import dagger_environment
 
-    text, code = report(diagnose(settings, dagger_environment()))
+    text, code = report(diagnose(settings, settings.dagger_env))
     print(text)
     return code

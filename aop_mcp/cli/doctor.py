@@ -1,24 +1,23 @@
 """`aop doctor`: what this host has for the configured setup, one line per check.
 
 Each line says ok or missing, what was found, and how to fix what is missing. Nothing here
-touches the network: a Dagger engine counts as reachable only through an existing session
-(a TCP connect to 127.0.0.1) or a `dagger` CLI on PATH.
+touches the network: the Dagger line is the diagnosis a dagger task fails with when there
+is no engine (`executors.dagger_engine`): a session that answers on 127.0.0.1, or a
+`dagger` CLI on PATH with a runner.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from aop_mcp.config import Settings
+from aop_mcp.executors.dagger_engine import diagnose_engine
 from aop_mcp.executors.local import SYSTEM_PATH
 from aop_mcp.security.sandbox import INSTALL_HINT, decide_sandbox
-
-_CONNECT_TIMEOUT = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +43,6 @@ def diagnose(settings: Settings, dagger_env: Mapping[str, str]) -> list[Check]:
         _tool_check("prlimit", "enforces a local task's `limits`"),
         database_check(settings.db),
         dagger_check(dagger_env),
-        Check("dagger executor", False, "not built yet", needed=False, mark="info"),
     ]
 
 
@@ -82,28 +80,9 @@ def _existing_parent(path: Path) -> Path:
 
 
 def dagger_check(env: Mapping[str, str]) -> Check:
-    port, token = env.get("DAGGER_SESSION_PORT"), env.get("DAGGER_SESSION_TOKEN")
-    if port and token:
-        return _session_check(port)
-    cli = shutil.which("dagger", path=env.get("PATH", ""))
-    if cli is None:
-        detail = "no DAGGER_SESSION_PORT/DAGGER_SESSION_TOKEN session and no `dagger` CLI on PATH"
-        fix = "run inside `dagger run`, or install the dagger CLI"
-        return Check("dagger engine", False, detail, fix, needed=False)
-    runner = env.get("_EXPERIMENTAL_DAGGER_RUNNER_HOST")
-    where = f"_EXPERIMENTAL_DAGGER_RUNNER_HOST={runner}" if runner else "no runner host set"
-    return Check("dagger engine", True, f"dagger CLI {cli} ({where})", needed=False)
-
-
-def _session_check(port: str) -> Check:
-    fix = "start the session again (`dagger run ...`) or unset DAGGER_SESSION_PORT"
-    try:
-        with socket.create_connection(("127.0.0.1", int(port)), timeout=_CONNECT_TIMEOUT):
-            pass
-    except (OSError, ValueError) as exc:
-        detail = f"session on 127.0.0.1:{port} does not answer ({exc})"
-        return Check("dagger engine", False, detail, fix, needed=False)
-    return Check("dagger engine", True, f"session on 127.0.0.1:{port} accepts connections")
+    """Whether dagger tasks have an engine: needed only by workflows that use them."""
+    diagnosis = diagnose_engine(env)
+    return Check("dagger engine", diagnosis.found, diagnosis.detail, diagnosis.fix, needed=False)
 
 
 def report(checks: list[Check]) -> tuple[str, int]:

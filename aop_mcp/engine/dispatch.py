@@ -1,4 +1,9 @@
-"""Turning a ready task into an attempt: condition, templates, executor, cache key."""
+"""Turning a ready task into an attempt: condition, templates, executor, cache key.
+
+The cache key has two parts. `cache_key_of` hashes what the step knows synchronously (the
+executor and the rendered `run` block); `settle_cache_key` adds, just before the lookup and
+outside the engine's loop, what only the executor can find out (`KeyedExecutor`).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from typing import TYPE_CHECKING
 from aop_mcp.engine import progress
 from aop_mcp.engine.progress import RunState, Step
 from aop_mcp.models import Attempt, AttemptStatus, FailureKind, TaskError
-from aop_mcp.ports.executor import ExecutionRequest, Executor
+from aop_mcp.ports.executor import ExecutionRequest, Executor, KeyedExecutor
 from aop_mcp.workflow import (
     CachePolicy,
     TemplateContext,
@@ -91,10 +96,28 @@ def cache_key_of(executor: Executor, run_spec: object) -> str:
     upstream outputs its templates used, so a change to any of them makes a new key; so does a
     new executor version.
     """
-    key = {
-        "executor": executor.name,
-        "version": executor.version,
-        "run": run_spec.model_dump(mode="json"),  # type: ignore[attr-defined]
-    }
-    text = json.dumps(key, sort_keys=True, separators=(",", ":"))
+    return _digest(
+        {
+            "executor": executor.name,
+            "version": executor.version,
+            "run": run_spec.model_dump(mode="json"),  # type: ignore[attr-defined]
+        }
+    )
+
+
+async def settle_cache_key(launch: Launch, key: str) -> str:
+    """The key a `cache` task's result is looked up and stored under: `key` (the launch's
+    `cache_key`), with the executor's cache facts folded in when it has any.
+
+    Awaited by the attempt itself, not in the engine's loop: the facts may need the store.
+    An executor without facts keeps the plain key, so entries stored before stay valid.
+    """
+    if not isinstance(launch.executor, KeyedExecutor):
+        return key
+    facts = await launch.executor.cache_facts(launch.request.spec)
+    return _digest({"key": key, "facts": dict(facts)}) if facts else key
+
+
+def _digest(value: object) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from aop_mcp.engine import progress
 from aop_mcp.engine.clock import Clock, SystemClock
-from aop_mcp.engine.dispatch import Launch, prepare_attempt
+from aop_mcp.engine.dispatch import Launch, prepare_attempt, settle_cache_key
 from aop_mcp.engine.ownership import Leases
 from aop_mcp.engine.progress import RunState, Step
 from aop_mcp.engine.queue import ReadyQueue
@@ -444,9 +444,9 @@ class Engine:
         try:
             cached = None
             if launch.cache_key is not None:
-                cached = await self.store.get_cached_output(
-                    launch.cache_key, launch.cache_not_before
-                )
+                key = await settle_cache_key(launch, launch.cache_key)
+                outcome.cache_key = key
+                cached = await self.store.get_cached_output(key, launch.cache_not_before)
             if cached is not None:
                 outcome.output = replace(cached, attempt=launch.attempt.number, duration=0.0)
                 outcome.cached = True

@@ -247,7 +247,9 @@ def task_succeeded(
     put_task(step, state, done)
     state.outputs[task_id] = output
     if cache_key is not None and not cached:
-        step.changes.cache[cache_key] = CacheEntry(output, created_at=step.now)
+        # A later hit reuses the answer but no agent serves it: it must not count as theirs.
+        kept = output if output.agent is None else replace(output, agent=None)
+        step.changes.cache[cache_key] = CacheEntry(kept, created_at=step.now)
     step.emit(state, "task.succeeded", task_id, attempt=attempt.number, cached=cached)
     primary = state.graph.fallback_of(task_id)
     if primary is not None:

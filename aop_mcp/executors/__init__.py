@@ -9,17 +9,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aop_mcp.executors.agent import AgentExecutor
+from aop_mcp.executors.dagger_executor import DaggerExecutor
 from aop_mcp.executors.local import LocalExecutor
 from aop_mcp.executors.python_callable import PythonExecutor
 from aop_mcp.models import Agent
 from aop_mcp.ports.agent import AgentAdapter, AgentPicker, AgentReply
-from aop_mcp.ports.executor import Executor
+from aop_mcp.ports.executor import Executor, SecretSource
 
 if TYPE_CHECKING:
     from aop_mcp.agents.pull import PullQueue
 
 __all__ = [
     "AgentExecutor",
+    "DaggerExecutor",
     "LazyAdapter",
     "LocalExecutor",
     "PythonExecutor",
@@ -35,13 +37,17 @@ def default_executors(
     picker: AgentPicker | None = None,
     agent_adapters: Mapping[str, AgentAdapter] | None = None,
     pull: PullQueue | None = None,
+    secrets: SecretSource | None = None,
+    dagger_env: Mapping[str, str] | None = None,
 ) -> dict[str, Executor]:
-    """The executors every engine has, by name: `local` and `python`, and `agent` when a
-    `picker` (the Agent Manager) is given, with `agent_adapters` or the default ones, and
+    """The executors every engine has, by name: `local`, `python` and `dagger` (on the
+    engine `dagger_env` leads to, with `secrets` for its tasks' secrets), and `agent` when
+    a `picker` (the Agent Manager) is given, with `agent_adapters` or the default ones, and
     `pull` for the tasks of pull agents."""
     executors: dict[str, Executor] = {
         "local": LocalExecutor(base_env=base_env, sandbox=sandbox),
         "python": PythonExecutor(),
+        "dagger": DaggerExecutor(dagger_env or {}, secrets),
     }
     if picker is not None:
         adapters = agent_adapters if agent_adapters is not None else default_agent_adapters()

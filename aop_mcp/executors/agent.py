@@ -13,6 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from aop_mcp.errors import AopError
@@ -36,6 +37,10 @@ class AgentExecutor:
     Failures: no slot in time is `unavailable`; the deadline passing while the agent works is
     `timeout`; an adapter's AgentFailure keeps its kind; anything else an adapter raises is
     `agent_error`; a non-JSON reply to an `output: json` task is `invalid_output`.
+
+    Every output names the agent that served the attempt (`TaskOutput.agent`), and so does
+    every failure once an agent has the task (it was sent to it, or a pull agent claimed it):
+    such a failed attempt carries an output too, empty but for the agent and its duration.
     """
 
     name = "agent"
@@ -71,8 +76,9 @@ class AgentExecutor:
         try:
             reply = await _invoke(adapter, lease, request, deadline)
             return _output(reply, request, lease.agent.name, time.perf_counter() - started)
-        except AttemptFailed:
+        except AttemptFailed as failure:
             ok = False
+            _served_by(failure, lease.agent.name, request, started)
             raise
         finally:
             self._picker.release(lease, ok=ok)
@@ -89,7 +95,7 @@ class AgentExecutor:
         assert self._pull is not None
         spec = request.spec
         wait = self._default_wait if request.timeout is None else request.timeout
-        claimed = asyncio.Event()
+        claimed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         try:
             async with asyncio.timeout(wait):
                 reply = await self._pull.offer(
@@ -102,14 +108,17 @@ class AgentExecutor:
                     claimed=claimed,
                 )
         except TimeoutError as exc:
-            if claimed.is_set():
-                message = f"the pull agent that claimed it did not finish within {wait:g}s"
-                raise _failed(FailureKind.TIMEOUT, message) from exc
-            message = f"no pull agent claimed it within {wait:g}s"
-            raise _failed(FailureKind.UNAVAILABLE, message) from exc
-        except AgentFailure as exc:
-            raise _failed(exc.kind, exc.message) from exc
-        return _output(reply, request, "a pull agent", time.perf_counter() - started)
+            if not claimed.done():
+                message = f"no pull agent claimed it within {wait:g}s"
+                raise _failed(FailureKind.UNAVAILABLE, message) from exc
+            holder = claimed.result()
+            message = f"pull agent {holder!r} did not finish within {wait:g}s"
+            late = _failed(FailureKind.TIMEOUT, message)
+            raise _served_by(late, holder, request, started) from exc
+        except AgentFailure as exc:  # the holder failed it, or let its lease expire
+            holder = claimed.result() if claimed.done() else None
+            raise _served_by(_failed(exc.kind, exc.message), holder, request, started) from exc
+        return _output(reply, request, claimed.result(), time.perf_counter() - started)
 
     async def _acquire(self, request: ExecutionRequest, until: float, wait: float) -> AgentLease:
         spec = request.spec
@@ -184,10 +193,32 @@ def _output(
         attempt=request.attempt,
         stdout_truncated=truncated,
         cap_bytes=request.output_cap,
+        agent=agent,
     )
     if request.spec.output == "json" and value is None:
         raise _failed(FailureKind.INVALID_OUTPUT, _not_json(reply, agent), output)
     return output
+
+
+def _served_by(
+    failure: AttemptFailed, agent: str | None, request: ExecutionRequest, started: float
+) -> AttemptFailed:
+    """Name the agent in the failure's output (an empty one if it had none); return it.
+
+    So that the attempts an agent failed are listed as its attempts, like the ones it did.
+    """
+    if agent is None:
+        return failure
+    if failure.output is None:
+        failure.output = TaskOutput(
+            duration=time.perf_counter() - started,
+            attempt=request.attempt,
+            cap_bytes=request.output_cap,
+            agent=agent,
+        )
+    elif failure.output.agent is None:
+        failure.output = replace(failure.output, agent=agent)
+    return failure
 
 
 def _too_big(value: Any, cap: int) -> bool:

@@ -55,8 +55,10 @@ RULES = """\
 Rules of a workflow document:
 - `name`: letters, digits, _ . - ; `tasks`: a non-empty list; task `id`s are unique.
 - Each task's `run` picks an executor: `local` (`command`: a list of arguments run without
-  a shell, OR `shell`: a /bin/sh script; optional `env`, `workdir`) or `python`
-  (`function: "module:attr"`, `args`: keyword arguments).
+  a shell, OR `shell`: a /bin/sh script; optional `env`, `workdir`), `python`
+  (`function: "module:attr"`, `args`: keyword arguments) or `dagger` (`image`, `command`:
+  run in a container; optional `env`, `secrets`: names of hub secrets given as variables,
+  `workdir`, `files: {path: contents}`, `cache_volumes: {name: path}`).
 - `needs` lists the ids of tasks that must succeed first; there must be no cycle.
 - `retry: {max_attempts, backoff: {initial, max, multiplier, jitter}, retry_on}`;
   durations are seconds or strings like 250ms, 30s, 5m.

@@ -88,6 +88,9 @@ class OutputView(View):
     stdout_truncated: bool = False
     stderr_truncated: bool = False
     cap_bytes: int = Field(default=0, description="bytes kept of each of stdout and stderr")
+    image_digest: str | None = Field(
+        default=None, description="the container image a dagger task ran (sha256:...)"
+    )
 
 
 def output_view(output: TaskOutput | None) -> OutputView | None:
@@ -102,6 +105,7 @@ def output_view(output: TaskOutput | None) -> OutputView | None:
         stdout_truncated=output.stdout_truncated,
         stderr_truncated=output.stderr_truncated,
         cap_bytes=output.cap_bytes,
+        image_digest=output.image_digest,
     )
 
 

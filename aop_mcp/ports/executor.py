@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from aop_mcp.models import TaskError, TaskOutput
 
@@ -42,3 +43,27 @@ class Executor(Protocol):
     version: str
 
     async def execute(self, request: ExecutionRequest) -> TaskOutput: ...
+
+
+@runtime_checkable
+class KeyedExecutor(Protocol):
+    """An Executor whose results depend on more than the rendered `run` block.
+
+    The engine folds `cache_facts` into the cache key of a `cache` task before it looks the
+    key up: the versions of the secrets a task uses, for instance, which the block names but
+    whose values it never holds. An AttemptFailed raised here fails the attempt.
+    """
+
+    async def cache_facts(self, spec: Any) -> Mapping[str, Any]: ...
+
+
+class SecretSource(Protocol):
+    """The hub's secrets as executors see them (SecretService implements it).
+
+    Both raise SecretNotFound for a name that is not set, and SecretKeyMismatch when the
+    hub's key cannot decrypt it.
+    """
+
+    async def reveal(self, name: str) -> str: ...
+
+    async def version(self, name: str) -> int: ...

@@ -97,6 +97,34 @@ class Store(Protocol):
         """Attempts of one task run, by number."""
         ...
 
+    async def get_run_attempts(self, run_id: str) -> list[Attempt]:
+        """Every attempt of a run, for its timeline; raises RunNotFound.
+
+        Ordered by started_at, then by the task run's creation order, then by number.
+        """
+        ...
+
+    async def count_runs(self, *, workflow: str | None = None) -> dict[RunStatus, int]:
+        """How many runs there are in each status (of one workflow, when given).
+
+        Every RunStatus is a key, with 0 when no run has it; the values sum to the total.
+        """
+        ...
+
+    async def task_throughput(
+        self, *, since: float, until: float, bucket_seconds: float
+    ) -> list[int]:
+        """How many task runs finished in each bucket of `bucket_seconds` from `since`.
+
+        A task run counts once, in the bucket of its `finished_at`, which it has exactly when
+        its status is final (succeeded, failed, skipped or cancelled); a replayed task counts
+        when it finishes again. Only times in [since, until) count. The list is dense: one
+        number per bucket, zeros included, ceil((until - since) / bucket_seconds) of them, the
+        last bucket cut short at `until`; empty when `until <= since`. Raises InvalidQuery for
+        a bucket that is not positive or for more than `buckets.MAX_BUCKETS` buckets.
+        """
+        ...
+
     async def request_cancel(self, run_id: str) -> Run:
         """Mark a run for cancellation by whichever engine drives it; raises RunNotFound."""
         ...
@@ -132,9 +160,26 @@ class Store(Protocol):
     # Dead letters and cache --------------------------------------------------
 
     async def list_dead_letters(
-        self, *, run_id: str | None = None, include_replayed: bool = False
+        self,
+        *,
+        run_id: str | None = None,
+        include_replayed: bool = False,
+        newest_first: bool = False,
+        limit: int | None = None,
+        before: str | None = None,
+        after: str | None = None,
     ) -> list[DeadLetter]:
-        """Dead letters, oldest first."""
+        """Dead letters, oldest first (newest first when asked), at most `limit` of them.
+
+        `before` and `after` are dead letter ids (exclusive) that bound the list by
+        (created_at, id): a page of the newest-first list goes on with `before` set to the
+        last id of the one before it, a page of the oldest-first list with `after`. Either
+        raises DeadLetterNotFound for an unknown id. A negative limit is taken as 0.
+        """
+        ...
+
+    async def count_dead_letters(self, *, include_replayed: bool = False) -> int:
+        """How many dead letters there are (replayed ones only when asked for)."""
         ...
 
     async def get_dead_letter(self, dead_letter_id: str) -> DeadLetter:
@@ -197,6 +242,15 @@ class Store(Protocol):
 
     async def agent_versions(self, name: str) -> list[AgentVersion]:
         """Every configuration an agent had, oldest first (empty for an unknown name)."""
+        ...
+
+    async def list_agent_attempts(self, agent: str, *, limit: int = 20) -> list[Attempt]:
+        """The latest attempts the agent served (its name in their output), newest first.
+
+        Newest by started_at, ties broken by run, task and number, descending. An attempt
+        names its agent once it has ended with an output: running attempts, cancelled ones
+        and cache hits are not listed. Empty for an unknown name; a negative limit is 0.
+        """
         ...
 
     # Secrets -----------------------------------------------------------------

@@ -138,6 +138,11 @@ class SecretService:
             raise SecretKeyMismatch(name) from exc
         return plain.decode("utf-8")
 
+    async def version(self, name: str) -> int:
+        """The current version of a secret (never its value): what result cache keys use,
+        so setting a secret again makes its tasks run again. Raises SecretNotFound."""
+        return (await self._store.get_secret(check_name(name))).version
+
     async def list(self) -> builtins.list[SecretInfo]:
         """Every secret by name: names, versions and times, never values."""
         return [info_of(secret) for secret in await self._store.list_secrets()]

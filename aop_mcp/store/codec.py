@@ -154,6 +154,8 @@ def attempt_params(attempt: Attempt) -> dict[str, Any]:
         "finished_at": attempt.finished_at,
         "output": output_text(attempt.output),
         "error": error_text(attempt.error),
+        # Not a field: a copy of output.agent in a column, so an index can find it.
+        "agent": None if attempt.output is None else attempt.output.agent,
     }
 
 

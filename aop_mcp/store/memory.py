@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from itertools import islice
 from typing import Any
 
 from aop_mcp.errors import (
@@ -41,7 +42,7 @@ from aop_mcp.models import (
     Token,
     WorkflowVersion,
 )
-from aop_mcp.store import codec
+from aop_mcp.store import buckets, codec
 
 _ACTIVE = (RunStatus.PENDING, RunStatus.RUNNING)
 
@@ -176,6 +177,41 @@ class MemoryStore:
         attempts = self._attempts.get((run_id, task_id), {})
         return [attempts[number] for number in sorted(attempts)]
 
+    async def get_run_attempts(self, run_id: str) -> list[Attempt]:
+        """Every attempt of a run by started_at, task run order, number; RunNotFound."""
+        self._check_open()
+        self._run(run_id)
+        order = {task_id: seq for seq, task_id in enumerate(self._task_runs.get(run_id, {}))}
+        attempts = [
+            attempt
+            for task_id in order
+            for attempt in self._attempts.get((run_id, task_id), {}).values()
+        ]
+        return sorted(attempts, key=lambda a: (a.started_at, order[a.task_id], a.number))
+
+    async def count_runs(self, *, workflow: str | None = None) -> dict[RunStatus, int]:
+        """Runs per status (every status a key, 0 for none), of one workflow when given."""
+        self._check_open()
+        counts = dict.fromkeys(RunStatus, 0)
+        for run in self._runs.values():
+            if workflow is None or run.workflow == workflow:
+                counts[run.status] += 1
+        return counts
+
+    async def task_throughput(
+        self, *, since: float, until: float, bucket_seconds: float
+    ) -> list[int]:
+        """Task runs finished per bucket of [since, until), zeros included; InvalidQuery."""
+        self._check_open()
+        count = buckets.bucket_count(since, until, bucket_seconds)
+        finished = (t.finished_at for tasks in self._task_runs.values() for t in tasks.values())
+        counted = (
+            (buckets.bucket_of(at, since, bucket_seconds), 1)
+            for at in finished
+            if at is not None and since <= at < until
+        )
+        return buckets.dense(counted, count)
+
     async def request_cancel(self, run_id: str) -> Run:
         """Mark an unfinished run for cancellation; raises RunNotFound."""
         self._check_open()
@@ -235,21 +271,42 @@ class MemoryStore:
     # Dead letters and cache --------------------------------------------------------
 
     async def list_dead_letters(
-        self, *, run_id: str | None = None, include_replayed: bool = False
+        self,
+        *,
+        run_id: str | None = None,
+        include_replayed: bool = False,
+        newest_first: bool = False,
+        limit: int | None = None,
+        before: str | None = None,
+        after: str | None = None,
     ) -> list[DeadLetter]:
-        """Dead letters, oldest first."""
+        """Dead letters, oldest (or newest) first, bounded by `before`/`after` ids, paged."""
         self._check_open()
-        letters = sorted(self._dead_letters.values(), key=lambda d: (d.created_at, d.id))
-        return [
+        high = None if before is None else _letter_key(self._letter(before))
+        low = None if after is None else _letter_key(self._letter(after))
+        letters = sorted(self._dead_letters.values(), key=_letter_key, reverse=newest_first)
+        chosen = (
             d
             for d in letters
             if (run_id is None or d.run_id == run_id)
             and (include_replayed or d.replayed_at is None)
-        ]
+            and (high is None or _letter_key(d) < high)
+            and (low is None or _letter_key(d) > low)
+        )
+        return list(islice(chosen, None if limit is None else max(limit, 0)))
+
+    async def count_dead_letters(self, *, include_replayed: bool = False) -> int:
+        """How many dead letters there are (replayed ones only when asked for)."""
+        self._check_open()
+        letters = self._dead_letters.values()
+        return sum(include_replayed or d.replayed_at is None for d in letters)
 
     async def get_dead_letter(self, dead_letter_id: str) -> DeadLetter:
         """Raises DeadLetterNotFound."""
         self._check_open()
+        return self._letter(dead_letter_id)
+
+    def _letter(self, dead_letter_id: str) -> DeadLetter:
         try:
             return self._dead_letters[dead_letter_id]
         except KeyError:
@@ -356,6 +413,18 @@ class MemoryStore:
         versions = self._agent_versions.get(name, {})
         return [versions[number] for number in sorted(versions)]
 
+    async def list_agent_attempts(self, agent: str, *, limit: int = 20) -> list[Attempt]:
+        """The latest attempts the agent served, newest first (empty for an unknown name)."""
+        self._check_open()
+        served = [
+            attempt
+            for attempts in self._attempts.values()
+            for attempt in attempts.values()
+            if attempt.output is not None and attempt.output.agent == agent
+        ]
+        served.sort(key=lambda a: (a.started_at, a.run_id, a.task_id, a.number), reverse=True)
+        return served[: max(limit, 0)]
+
     # Secrets -----------------------------------------------------------------------
 
     async def save_secret(self, name: str, ciphertext: str, now: float) -> Secret:
@@ -457,6 +526,10 @@ class MemoryStore:
 
 def _age(run: Run) -> tuple[float, str]:
     return run.created_at, run.id
+
+
+def _letter_key(letter: DeadLetter) -> tuple[float, str]:
+    return letter.created_at, letter.id
 
 
 def _require(ok: bool, problem: str) -> None:

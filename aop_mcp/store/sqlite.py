@@ -152,6 +152,20 @@ class SqliteStore:
         """Attempts of one task run, by number."""
         return await self._hop(ops.get_attempts, run_id, task_id)
 
+    async def get_run_attempts(self, run_id: str) -> list[Attempt]:
+        """Every attempt of a run by started_at, task run order, number; RunNotFound."""
+        return await self._hop(ops.get_run_attempts, run_id)
+
+    async def count_runs(self, *, workflow: str | None = None) -> dict[RunStatus, int]:
+        """Runs per status (every status a key, 0 for none), of one workflow when given."""
+        return await self._hop(ops.count_runs, workflow)
+
+    async def task_throughput(
+        self, *, since: float, until: float, bucket_seconds: float
+    ) -> list[int]:
+        """Task runs finished per bucket of [since, until), zeros included; InvalidQuery."""
+        return await self._hop(ops.task_throughput, since, until, bucket_seconds)
+
     async def request_cancel(self, run_id: str) -> Run:
         """Mark an unfinished run for cancellation; raises RunNotFound."""
         return await self._write(ops.request_cancel, run_id)
@@ -189,10 +203,23 @@ class SqliteStore:
     # Dead letters and cache --------------------------------------------------------
 
     async def list_dead_letters(
-        self, *, run_id: str | None = None, include_replayed: bool = False
+        self,
+        *,
+        run_id: str | None = None,
+        include_replayed: bool = False,
+        newest_first: bool = False,
+        limit: int | None = None,
+        before: str | None = None,
+        after: str | None = None,
     ) -> list[DeadLetter]:
-        """Dead letters, oldest first."""
-        return await self._hop(ops.list_dead_letters, run_id, include_replayed)
+        """Dead letters, oldest (or newest) first, bounded by `before`/`after` ids, paged."""
+        return await self._hop(
+            ops.list_dead_letters, run_id, include_replayed, newest_first, limit, before, after
+        )
+
+    async def count_dead_letters(self, *, include_replayed: bool = False) -> int:
+        """How many dead letters there are (replayed ones only when asked for)."""
+        return await self._hop(ops.count_dead_letters, include_replayed)
 
     async def get_dead_letter(self, dead_letter_id: str) -> DeadLetter:
         """Raises DeadLetterNotFound."""
@@ -251,6 +278,10 @@ class SqliteStore:
     async def agent_versions(self, name: str) -> list[AgentVersion]:
         """Every configuration of an agent, oldest first (empty for an unknown name)."""
         return await self._hop(ops.agent_versions, name)
+
+    async def list_agent_attempts(self, agent: str, *, limit: int = 20) -> list[Attempt]:
+        """The latest attempts the agent served, newest first (empty for an unknown name)."""
+        return await self._hop(ops.list_agent_attempts, agent, limit)
 
     # Secrets -----------------------------------------------------------------------
 

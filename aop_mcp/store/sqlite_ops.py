@@ -7,8 +7,11 @@ They run on aiosqlite's thread: reads one hop each, writes as units of a group-c
 
 from __future__ import annotations
 
+import heapq
+import math
 import sqlite3
 from collections.abc import Sequence
+from itertools import islice
 from typing import Any
 
 from aop_mcp.errors import (
@@ -40,7 +43,7 @@ from aop_mcp.models import (
     WorkflowVersion,
     dumps,
 )
-from aop_mcp.store import codec
+from aop_mcp.store import buckets, codec
 from aop_mcp.store.queries import QUERIES as Q
 
 Conn = sqlite3.Connection
@@ -88,13 +91,31 @@ def list_runs(
 ) -> list[Run]:
     params: dict[str, Any] = {
         "workflow": workflow,
-        "statuses": None if statuses is None else dumps([str(s) for s in statuses]),
-        "limit": limit,
-        "before_at": None if before is None else get_run(conn, before).created_at,
-        "before_id": before,
+        "limit": max(limit, 0),
+        # The first page's cursor is +infinity: the queries compare with a cursor always.
+        "before_at": math.inf if before is None else get_run(conn, before).created_at,
+        "before_id": "" if before is None else before,
     }
-    query = "list_runs" if workflow is None else "list_runs_of_workflow"
-    return [codec.run_of(row) for row in _all(conn, query, params)]
+    if statuses is None:
+        query = "list_runs" if workflow is None else "list_runs_of_workflow"
+        rows = _all(conn, query, params)
+    else:
+        rows = _runs_in_statuses(conn, workflow, statuses, params)
+    return [codec.run_of(row) for row in rows]
+
+
+def _runs_in_statuses(
+    conn: Conn, workflow: str | None, statuses: Sequence[RunStatus], params: dict[str, Any]
+) -> list[sqlite3.Row]:
+    """A page of the runs in any of `statuses`: a page of each status, merged newest first."""
+    query = "list_runs_in_status" if workflow is None else "list_runs_of_workflow_in_status"
+    pages = [_all(conn, query, params | {"status": str(s)}) for s in dict.fromkeys(statuses)]
+    merged = heapq.merge(*pages, key=_age, reverse=True)
+    return list(islice(merged, params["limit"]))
+
+
+def _age(row: sqlite3.Row) -> tuple[float, str]:
+    return row["created_at"], row["id"]
 
 
 def get_task_runs(conn: Conn, run_id: str) -> list[TaskRun]:
@@ -116,6 +137,30 @@ def get_attempts(conn: Conn, run_id: str, task_id: str) -> list[Attempt]:
     return [codec.attempt_of(row) for row in rows]
 
 
+def get_run_attempts(conn: Conn, run_id: str) -> list[Attempt]:
+    rows = _all(conn, "get_run_attempts", {"run_id": run_id})
+    if not rows:
+        get_run(conn, run_id)
+    return [codec.attempt_of(row) for row in rows]
+
+
+def count_runs(conn: Conn, workflow: str | None) -> dict[RunStatus, int]:
+    query = "count_runs" if workflow is None else "count_runs_of_workflow"
+    counts = dict.fromkeys(RunStatus, 0)
+    for row in _all(conn, query, {"workflow": workflow}):
+        counts[RunStatus(row["status"])] = row["runs"]
+    return counts
+
+
+def task_throughput(conn: Conn, since: float, until: float, bucket_seconds: float) -> list[int]:
+    count = buckets.bucket_count(since, until, bucket_seconds)
+    if count == 0:
+        return []
+    params = {"since": since, "until": until, "bucket_seconds": bucket_seconds}
+    rows = _all(conn, "task_throughput", params)
+    return buckets.dense(((row["bucket"], row["tasks"]) for row in rows), count)
+
+
 def list_events(conn: Conn, run_id: str | None, after: int, limit: int) -> list[Event]:
     params = {"run_id": run_id, "after": after, "limit": limit}
     query = "list_events" if run_id is None else "list_events_of_run"
@@ -127,9 +172,40 @@ def active_runs(conn: Conn) -> list[tuple[Run, RunLease | None]]:
     return [(codec.run_of(row), codec.joined_lease_of(row)) for row in rows]
 
 
-def list_dead_letters(conn: Conn, run_id: str | None, include_replayed: bool) -> list[DeadLetter]:
-    params = {"run_id": run_id, "include_replayed": int(include_replayed)}
-    return [codec.dead_letter_of(row) for row in _all(conn, "list_dead_letters", params)]
+def list_dead_letters(
+    conn: Conn,
+    run_id: str | None,
+    include_replayed: bool,
+    newest_first: bool,
+    limit: int | None,
+    before: str | None,
+    after: str | None,
+) -> list[DeadLetter]:
+    # An open end is bound as +/-infinity: the query compares with both bounds always.
+    before_at, before_id = (math.inf, "") if before is None else _letter_key(conn, before)
+    after_at, after_id = (-math.inf, "") if after is None else _letter_key(conn, after)
+    params = {
+        "run_id": run_id,
+        "include_replayed": int(include_replayed),
+        "limit": -1 if limit is None else max(limit, 0),  # SQLite: a negative LIMIT is none
+        "before_at": before_at,
+        "before_id": before_id,
+        "after_at": after_at,
+        "after_id": after_id,
+    }
+    query = "list_dead_letters_newest_first" if newest_first else "list_dead_letters"
+    return [codec.dead_letter_of(row) for row in _all(conn, query, params)]
+
+
+def _letter_key(conn: Conn, dead_letter_id: str) -> tuple[float, str]:
+    letter = get_dead_letter(conn, dead_letter_id)
+    return letter.created_at, letter.id
+
+
+def count_dead_letters(conn: Conn, include_replayed: bool) -> int:
+    params = {"include_replayed": int(include_replayed)}
+    count: int = conn.execute(Q["count_dead_letters"], params).fetchone()[0]
+    return count
 
 
 def get_dead_letter(conn: Conn, dead_letter_id: str) -> DeadLetter:
@@ -183,6 +259,11 @@ def list_agents(conn: Conn, include_deregistered: bool) -> list[Agent]:
 
 def agent_versions(conn: Conn, name: str) -> list[AgentVersion]:
     return [codec.agent_version_of(row) for row in _all(conn, "agent_versions", {"name": name})]
+
+
+def list_agent_attempts(conn: Conn, agent: str, limit: int) -> list[Attempt]:
+    rows = _all(conn, "list_agent_attempts", {"agent": agent, "limit": max(limit, 0)})
+    return [codec.attempt_of(row) for row in rows]
 
 
 def get_secret(conn: Conn, name: str) -> Secret:

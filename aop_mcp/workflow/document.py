@@ -269,8 +269,66 @@ class AgentRun(_Frozen):
         return self
 
 
+SecretName = _pattern(
+    r"^[A-Za-z_][A-Za-z0-9_]{0,63}$",
+    "secret name",
+    "secrets are named like environment variables: letters, digits and _, up to 64",
+)
+VolumeName = _pattern(
+    r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$",
+    "cache volume name",
+    "use up to 128 letters, digits, _, . or -, starting with a letter or digit",
+)
+
+
+class DaggerRun(_Frozen):
+    """`command` (no shell) in a container of `image`, run by a Dagger engine.
+
+    `secrets` names hub secrets the command gets as environment variables of the same names;
+    `files` (container path: contents) are written before it starts; `cache_volumes`
+    (volume name: mount path) keep their contents between runs on the same engine.
+    """
+
+    executor: Literal["dagger"]
+    image: str = Field(min_length=1)
+    command: list[str]
+    env: dict[str, str] = {}
+    secrets: list[SecretName] = []
+    workdir: str | None = None
+    files: dict[str, str] = {}
+    cache_volumes: dict[VolumeName, str] = {}
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DaggerRun:
+        if not self.command:
+            raise fail("command must name at least the program to run", "command")
+        if self.workdir is not None and not self.workdir.startswith("/"):
+            raise fail(f"workdir {self.workdir!r} must be an absolute path, like /src", "workdir")
+        for volume, path in self.cache_volumes.items():
+            if not path.startswith("/"):
+                raise fail(
+                    f"cache volume {volume!r} must be mounted at an absolute path, not {path!r}",
+                    "cache_volumes",
+                )
+        self._check_secrets()
+        return self
+
+    def _check_secrets(self) -> None:
+        seen: set[str] = set()
+        for name in self.secrets:
+            if name in seen:
+                raise fail(f"secret {name!r} is listed twice", "secrets")
+            if name in self.env:
+                raise fail(
+                    f"{name!r} is both in env and in secrets; a secret is given to the command "
+                    "as the variable of its name, so drop it from env",
+                    "secrets",
+                )
+            seen.add(name)
+
+
 # A new run kind is one more member of this union; the executor names derive from it.
-RunSpec = Annotated[LocalRun | PythonRun | AgentRun, Field(discriminator="executor")]
+RunSpec = Annotated[LocalRun | PythonRun | AgentRun | DaggerRun, Field(discriminator="executor")]
 
 RUN_KINDS: dict[str, type[BaseModel]] = {
     get_args(kind.model_fields["executor"].annotation)[0]: kind
@@ -292,6 +350,10 @@ _CHOICES = ", ".join(_SELECTABLE)
 _NOT_SELECTABLE = {
     FailureKind.INTERRUPTED: "the engine always retries attempts lost to an interruption",
     FailureKind.TEMPLATE: "a template that cannot be rendered is never retried",
+    FailureKind.MISCONFIGURED: (
+        "what the server lacks (a Dagger engine, a secret) does not appear by retrying; "
+        "replay the dead letter once it is fixed"
+    ),
 }
 
 

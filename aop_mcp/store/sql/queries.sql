@@ -95,21 +95,47 @@ UPDATE runs SET cancel_requested = 1
 WHERE id = :id AND status IN ('pending', 'running')
 
 -- name: list_runs
+-- The list_runs queries page newest first from a cursor that is always bound (+infinity for
+-- the first page), so that it is an index range: `:before_at IS NULL OR ...` would scan from
+-- the newest run down to the page. A list of statuses is one query per status, each reading
+-- at most a page off its index, merged by the caller: filtering the newest-first scan by
+-- status would read every run when few have the status (the active ones, typically).
 SELECT * FROM runs
-WHERE (:before_at IS NULL OR created_at < :before_at
-       OR (created_at = :before_at AND id < :before_id))
-  AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
+WHERE (created_at, id) < (:before_at, :before_id)
+ORDER BY created_at DESC, id DESC
+LIMIT :limit
+
+-- name: list_runs_in_status
+SELECT * FROM runs
+WHERE status = :status AND (created_at, id) < (:before_at, :before_id)
 ORDER BY created_at DESC, id DESC
 LIMIT :limit
 
 -- name: list_runs_of_workflow
 SELECT * FROM runs
-WHERE workflow = :workflow
-  AND (:before_at IS NULL OR created_at < :before_at
-       OR (created_at = :before_at AND id < :before_id))
-  AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
+WHERE workflow = :workflow AND (created_at, id) < (:before_at, :before_id)
 ORDER BY created_at DESC, id DESC
 LIMIT :limit
+
+-- name: list_runs_of_workflow_in_status
+SELECT * FROM runs
+WHERE workflow = :workflow AND status = :status AND (created_at, id) < (:before_at, :before_id)
+ORDER BY created_at DESC, id DESC
+LIMIT :limit
+
+-- name: count_runs
+SELECT status, count(*) AS runs FROM runs GROUP BY status
+
+-- name: count_runs_of_workflow
+SELECT status, count(*) AS runs FROM runs WHERE workflow = :workflow GROUP BY status
+
+-- name: task_throughput
+-- Finished task runs in [since, until), counted per bucket of `bucket_seconds` from `since`.
+-- CAST truncates like Python's int(): both stores put a time in the same bucket.
+SELECT CAST((finished_at - :since) / :bucket_seconds AS INTEGER) AS bucket, count(*) AS tasks
+FROM task_runs
+WHERE finished_at >= :since AND finished_at < :until
+GROUP BY bucket
 
 -- name: active_runs
 SELECT runs.*,
@@ -160,10 +186,11 @@ SELECT * FROM attempts WHERE run_id = :run_id AND task_id = :task_id ORDER BY nu
 
 -- name: upsert_attempt
 INSERT INTO attempts (
-    run_id, task_id, number, status, worker, started_at, lease_until, finished_at, output, error
+    run_id, task_id, number, status, worker, started_at, lease_until, finished_at, output, error,
+    agent
 ) VALUES (
     :run_id, :task_id, :number, :status, :worker, :started_at, :lease_until, :finished_at,
-    :output, :error
+    :output, :error, :agent
 )
 ON CONFLICT (run_id, task_id, number) DO UPDATE SET
     status = excluded.status,
@@ -172,7 +199,20 @@ ON CONFLICT (run_id, task_id, number) DO UPDATE SET
     lease_until = excluded.lease_until,
     finished_at = excluded.finished_at,
     output = excluded.output,
-    error = excluded.error
+    error = excluded.error,
+    agent = excluded.agent
+
+-- name: get_run_attempts
+SELECT attempts.* FROM attempts
+JOIN task_runs USING (run_id, task_id)
+WHERE attempts.run_id = :run_id
+ORDER BY attempts.started_at, task_runs.seq, attempts.number
+
+-- name: list_agent_attempts
+SELECT * FROM attempts
+WHERE agent = :agent
+ORDER BY started_at DESC, run_id DESC, task_id DESC, number DESC
+LIMIT :limit
 
 -- name: insert_event
 INSERT INTO events (run_id, task_id, type, at, data) VALUES (:run_id, :task_id, :type, :at, :data)
@@ -198,10 +238,27 @@ ON CONFLICT (id) DO UPDATE SET
     replayed_at = excluded.replayed_at
 
 -- name: list_dead_letters
+-- The cursors are always bound (open ends are +/-infinity): a row-value comparison that is
+-- always there is an index range, while `:before_id IS NULL OR ...` would scan.
 SELECT * FROM dead_letters
 WHERE (:run_id IS NULL OR run_id = :run_id)
   AND (:include_replayed OR replayed_at IS NULL)
+  AND (created_at, id) < (:before_at, :before_id)
+  AND (created_at, id) > (:after_at, :after_id)
 ORDER BY created_at, id
+LIMIT :limit
+
+-- name: list_dead_letters_newest_first
+SELECT * FROM dead_letters
+WHERE (:run_id IS NULL OR run_id = :run_id)
+  AND (:include_replayed OR replayed_at IS NULL)
+  AND (created_at, id) < (:before_at, :before_id)
+  AND (created_at, id) > (:after_at, :after_id)
+ORDER BY created_at DESC, id DESC
+LIMIT :limit
+
+-- name: count_dead_letters
+SELECT count(*) FROM dead_letters WHERE :include_replayed OR replayed_at IS NULL
 
 -- name: get_dead_letter
 SELECT * FROM dead_letters WHERE id = :id

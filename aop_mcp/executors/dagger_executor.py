@@ -1,0 +1,246 @@
+"""The `dagger` executor: a task's command in a container, run by a Dagger engine.
+
+An attempt first looks for an engine (`dagger_engine`, without the network): with none, it
+fails at once, never retried, saying what is missing. Then it reveals the task's secrets,
+loads the SDK (on first use only, in a thread) and runs the pipeline of `dagger_pipeline`:
+image, workdir, env, secret variables, files, cache volumes, then the command. Its exit
+code, stdout and stderr come back as a local task's do, with the image digest.
+
+Secret values never leave the attempt: they are scrubbed (`***`) out of stdout, stderr and
+every error message before anything is returned. Each attempt gets AOP_RUN_ID, AOP_TASK_ID
+and AOP_ATTEMPT, which also keeps the engine from reusing an earlier attempt's result: the
+hub's own result cache (`cache: true`) decides about reuse.
+
+A timeout is enforced twice: inside the container (`timeout`, which the image must have)
+so the command's output up to then comes back, and around the whole call, `grace` seconds
+later, so an engine that does not answer cannot hold the attempt's slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aop_mcp.errors import SecretKeyMismatch, SecretNotFound
+from aop_mcp.executors.capture import cap_text, last_line, parse_json
+from aop_mcp.executors.dagger_engine import (
+    Cli,
+    EngineStartFailed,
+    Session,
+    cli_session,
+    diagnose_engine,
+)
+from aop_mcp.models import FailureKind, TaskError, TaskOutput
+from aop_mcp.ports.executor import AttemptFailed, ExecutionRequest, SecretSource
+
+DEFAULT_GRACE = 2.0  # seconds past the task's timeout before the call itself is abandoned
+KILL_AFTER = 1  # seconds `timeout` gives the command between SIGTERM and SIGKILL
+# What `timeout` exits with when it stopped the command: 124, or 128 + SIGKILL / SIGTERM.
+_TIMED_OUT = frozenset({124, 137, 143})
+_PIPELINE = "aop_mcp.executors.dagger_pipeline"
+MASK = "***"
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerJob:
+    """What one attempt asks the engine to run (templates rendered, secrets revealed)."""
+
+    image: str
+    argv: list[str]
+    env: dict[str, str]
+    secrets: dict[str, str] = field(repr=False)  # variable name: value
+    secret_prefix: str  # engine-side secret names are unique to the attempt
+    workdir: str | None
+    files: dict[str, str]
+    cache_volumes: dict[str, str]  # volume name: mount path
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+    image_ref: str | None  # e.g. docker.io/library/python:3.12-slim@sha256:...
+
+
+class ContainerFailed(Exception):
+    """The engine could not run the job (as opposed to the command failing inside it)."""
+
+
+JobRunner = Callable[[Session, ContainerJob], Awaitable[ContainerResult]]
+
+
+class DaggerExecutor:
+    """Runs `dagger` tasks (DaggerRun) on the engine `engine_env` leads to.
+
+    `engine_env` holds DAGGER_VARIABLES (`Settings.dagger_env`); `secrets` reveals the
+    hub's secrets; `grace` is how long past a task's timeout the call may take.
+    """
+
+    name = "dagger"
+    version = "1"
+
+    def __init__(
+        self,
+        engine_env: Mapping[str, str],
+        secrets: SecretSource | None = None,
+        *,
+        grace: float = DEFAULT_GRACE,
+    ) -> None:
+        self._engine_env = dict(engine_env)
+        self._secrets = secrets
+        self._grace = grace
+        self._run_job: JobRunner | None = None
+
+    async def cache_facts(self, spec: Any) -> dict[str, Any]:
+        """The versions of the secrets the task uses (never their values): setting a secret
+        again makes the task's cached result stale."""
+        if not spec.secrets:
+            return {}
+        return {"secrets": {name: await self._secret(name, reveal=False) for name in spec.secrets}}
+
+    async def execute(self, request: ExecutionRequest) -> TaskOutput:
+        """Run one attempt; return its output or raise AttemptFailed."""
+        diagnosis = await asyncio.to_thread(diagnose_engine, self._engine_env)
+        if diagnosis.route is None:
+            raise _failed(FailureKind.MISCONFIGURED, diagnosis.problem())
+        secrets = {name: await self._secret(name, reveal=True) for name in request.spec.secrets}
+        job = _job(request, secrets)
+        run_job = await self._runner()  # loading the SDK is not the task's time
+        started = time.monotonic()
+        try:
+            result = await self._call(run_job, diagnosis.route, job, request.timeout)
+        except TimeoutError:
+            raise self._abandoned(request.timeout) from None
+        except (ContainerFailed, EngineStartFailed) as exc:
+            raise _failed(FailureKind.ERROR, scrub(str(exc), secrets)) from None
+        return _settled(request, result, secrets, time.monotonic() - started)
+
+    async def _call(
+        self, run_job: JobRunner, route: Session | Cli, job: ContainerJob, limit: float | None
+    ) -> ContainerResult:
+        async with asyncio.timeout(None if limit is None else limit + self._grace):
+            if isinstance(route, Cli):
+                async with cli_session(route) as session:
+                    return await run_job(session, job)
+            return await run_job(route, job)
+
+    def _abandoned(self, timeout: float | None) -> AttemptFailed:
+        if timeout is None:  # only a task's timeout bounds the call: this came from within
+            return _failed(FailureKind.ERROR, "the call to the Dagger engine timed out")
+        message = (
+            f"timed out after {timeout:g}s: the engine had not answered {self._grace:g}s later"
+        )
+        return _failed(FailureKind.TIMEOUT, message)
+
+    async def _runner(self) -> JobRunner:
+        if self._run_job is None:
+            module = await asyncio.to_thread(importlib.import_module, _PIPELINE)
+            self._run_job = module.run_job
+        return self._run_job
+
+    async def _secret(self, name: str, *, reveal: bool) -> Any:
+        """A secret's value (`reveal`) or its version; a missing one fails the attempt."""
+        if self._secrets is None:
+            message = f"the task uses secret {name!r}, but this engine has no secret store"
+            raise _failed(FailureKind.MISCONFIGURED, message)
+        try:
+            if reveal:
+                return await self._secrets.reveal(name)
+            return await self._secrets.version(name)
+        except SecretNotFound:
+            message = (
+                f"the task uses secret {name!r}, which is not set; set it (`aop secret set "
+                f"{name}`, the secret_set tool or PUT /api/v1/secrets/{name}), then replay"
+            )
+            raise _failed(FailureKind.MISCONFIGURED, message) from None
+        except SecretKeyMismatch as exc:
+            raise _failed(FailureKind.MISCONFIGURED, str(exc)) from None
+
+
+def scrub(text: str, secrets: Mapping[str, str]) -> str:
+    """`text` with every secret value replaced by ***."""
+    # Longest first: a value that contains another must go whole.
+    for value in sorted(secrets.values(), key=len, reverse=True):
+        text = text.replace(value, MASK)
+    return text
+
+
+def wrapped_command(command: list[str], timeout: float | None) -> list[str]:
+    """The command under `timeout` inside the container, when the task has a timeout."""
+    if timeout is None:
+        return list(command)
+    seconds = f"{timeout:.3f}".rstrip("0").rstrip(".")
+    return ["timeout", "-k", str(KILL_AFTER), seconds, *command]
+
+
+def _job(request: ExecutionRequest, secrets: dict[str, str]) -> ContainerJob:
+    spec = request.spec
+    env = {
+        **spec.env,
+        "AOP_RUN_ID": request.run_id,
+        "AOP_TASK_ID": request.task_id,
+        "AOP_ATTEMPT": str(request.attempt),
+    }
+    return ContainerJob(
+        image=spec.image,
+        argv=wrapped_command(spec.command, request.timeout),
+        env=env,
+        secrets=secrets,
+        secret_prefix=f"aop-{request.run_id}-{request.task_id}-{request.attempt}-",
+        workdir=spec.workdir,
+        files=dict(spec.files),
+        cache_volumes=dict(spec.cache_volumes),
+    )
+
+
+def _settled(
+    request: ExecutionRequest, result: ContainerResult, secrets: dict[str, str], duration: float
+) -> TaskOutput:
+    """The attempt's output, or AttemptFailed carrying it when the command failed."""
+    output = _output(request, result, secrets, duration)
+    code = result.exit_code
+    if request.timeout is not None and code in _TIMED_OUT and duration >= request.timeout:
+        raise AttemptFailed(
+            TaskError(FailureKind.TIMEOUT, f"timed out after {request.timeout:g}s"), output
+        )
+    if code != 0:
+        tail = last_line(output.stderr)
+        message = f"exited with code {code}: {tail}" if tail else f"exited with code {code}"
+        raise AttemptFailed(TaskError(FailureKind.EXIT_CODE, message, exit_code=code), output)
+    return output
+
+
+def _output(
+    request: ExecutionRequest, result: ContainerResult, secrets: dict[str, str], duration: float
+) -> TaskOutput:
+    cap = request.output_cap
+    stdout, stdout_cut = cap_text(scrub(result.stdout, secrets), cap)
+    stderr, stderr_cut = cap_text(scrub(result.stderr, secrets), cap)
+    return TaskOutput(
+        exit_code=result.exit_code,
+        stdout=stdout,
+        stderr=stderr,
+        json=None if stdout_cut else parse_json(stdout),
+        duration=duration,
+        attempt=request.attempt,
+        stdout_truncated=stdout_cut,
+        stderr_truncated=stderr_cut,
+        cap_bytes=cap,
+        image_digest=image_digest(result.image_ref),
+    )
+
+
+def image_digest(image_ref: str | None) -> str | None:
+    """The digest part (`sha256:...`) of an image reference, if it has one."""
+    if not image_ref or "@" not in image_ref:
+        return None
+    return image_ref.rpartition("@")[2] or None
+
+
+def _failed(kind: FailureKind, message: str) -> AttemptFailed:
+    return AttemptFailed(TaskError(kind, message))
