@@ -21,6 +21,7 @@ from aop_mcp.security.sandbox import SandboxDecision, decide_sandbox
 from aop_mcp.security.secrets import SecretService, settings_key
 from aop_mcp.security.tokens import TokenService
 from aop_mcp.services.dead_letters import DeadLetterService
+from aop_mcp.services.overview import OverviewService
 from aop_mcp.services.runs import RunService
 from aop_mcp.services.workflows import WorkflowService
 from aop_mcp.store import open_store
@@ -39,6 +40,7 @@ class Hub:
     secrets: SecretService  # encrypted values for executors; doors never see a value
     agents: AgentManager
     work: PullWork  # agent tasks waiting for a pull agent to claim them
+    overview: OverviewService  # the dashboard's aggregates
     sandbox: SandboxDecision  # whether local tasks run in bubblewrap, decided at start
 
 
@@ -121,6 +123,7 @@ async def open_hub(
                     secrets=secrets,
                     agents=agents,
                     work=PullWork(agents, pull),
+                    overview=OverviewService(store, agents, clock),
                     sandbox=sandbox,
                 )
             finally:

@@ -1,4 +1,5 @@
-"""`aop serve`: the HTTP server. `/healthz`, MCP (streamable HTTP) at `/mcp`, REST beside it.
+"""`aop serve`: the HTTP server. `/healthz`, MCP (streamable HTTP) at `/mcp`, REST at
+`/api/v1`, and the dashboard at `/`.
 
 The app's lifespan opens the hub with `adopt_orphans=True`, so the server resumes every run
 a crashed process left behind, and stops the engine on the way out (running attempts are
@@ -28,12 +29,14 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
 from aop_mcp.api import close_event_streams, create_api
+from aop_mcp.api.sse import EventStreams
 from aop_mcp.config import Settings
 from aop_mcp.errors import AopError
 from aop_mcp.hub import Hub, open_hub
 from aop_mcp.mcp.auth import RefusalLog, bearer_auth
 from aop_mcp.mcp.http import transport_security
 from aop_mcp.mcp.server import create_mcp
+from aop_mcp.web import dashboard_routes
 
 #: Where the REST API is mounted.
 API_PREFIX = "/api/v1"
@@ -105,9 +108,11 @@ def create_app(settings: Settings) -> Starlette:
             raise
 
     api = create_api(door.get_hub)
+    live_pages = EventStreams()
     routes = [
         Route("/healthz", healthz),
         Mount(API_PREFIX, app=api),
+        *dashboard_routes(door.get_hub, live_pages),
         Mount("/", app=RefusalLog(mcp_app)),  # last: /mcp, and 404 for anything else
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
@@ -115,6 +120,7 @@ def create_app(settings: Settings) -> Starlette:
     app.state.first_token = None
     app.state.mcp = door
     app.state.api = api
+    app.state.live_pages = live_pages
     return app
 
 
@@ -165,6 +171,7 @@ class _Server(uvicorn.Server):
         app = self.config.app
         if isinstance(app, Starlette):
             close_event_streams(app.state.api)
+            app.state.live_pages.close()
         await super().shutdown(sockets)
 
 

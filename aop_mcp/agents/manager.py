@@ -24,7 +24,7 @@ from aop_mcp.agents.selection import matches
 from aop_mcp.agents.spec import AgentSpec, amended
 from aop_mcp.engine.clock import Clock
 from aop_mcp.errors import AgentExists, AgentNotFound, AopError, InvalidAgent, Problem
-from aop_mcp.models import Agent, AgentHealth, AgentKind, AgentVersion, FailureKind
+from aop_mcp.models import Agent, AgentHealth, AgentKind, AgentVersion, Attempt, FailureKind
 from aop_mcp.ports.agent import AgentAdapter, AgentFailure, AgentLease
 from aop_mcp.ports.store import Store
 
@@ -213,6 +213,13 @@ class AgentManager:
         if name not in self._agents:
             raise AgentNotFound(name)
         return await self._store.agent_versions(name)
+
+    async def recent_attempts(self, name: str, *, limit: int = 20) -> list[Attempt]:
+        """The latest attempts the agent served, newest first; AgentNotFound."""
+        await self._load()
+        if name not in self._agents:
+            raise AgentNotFound(name)
+        return await self._store.list_agent_attempts(name, limit=limit)
 
     def _status(self, agent: Agent) -> AgentStatus:
         return AgentStatus(

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aop_mcp.engine import Engine
 from aop_mcp.models import DeadLetter, Run
 from aop_mcp.ports.store import Store
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterPage:
+    letters: list[DeadLetter]
+    next_cursor: str | None  # pass as `cursor` for the next (older) page; None: the last
 
 
 class DeadLetterService:
@@ -17,6 +25,17 @@ class DeadLetterService:
     ) -> list[DeadLetter]:
         """Dead letters, oldest first; replayed ones only when asked for."""
         return await self._store.list_dead_letters(run_id=run_id, include_replayed=include_replayed)
+
+    async def page(
+        self, *, include_replayed: bool = False, limit: int = 25, cursor: str | None = None
+    ) -> DeadLetterPage:
+        """One page of dead letters, newest first; `cursor` continues after a page."""
+        # One more than asked tells whether another page exists.
+        letters = await self._store.list_dead_letters(
+            include_replayed=include_replayed, newest_first=True, limit=limit + 1, before=cursor
+        )
+        page = letters[:limit]
+        return DeadLetterPage(page, page[-1].id if len(letters) > limit else None)
 
     async def get(self, dead_letter_id: str) -> DeadLetter:
         """One dead letter; raises DeadLetterNotFound."""

@@ -141,6 +141,10 @@ class RunService:
         task_run = await self._store.get_task_run(run_id, task_id)
         return TaskDetail(task_run, await self._store.get_attempts(run_id, task_id))
 
+    async def attempts(self, run_id: str) -> list[Attempt]:
+        """Every attempt of every task of a run, by start time; raises RunNotFound."""
+        return await self._store.get_run_attempts(run_id)
+
     async def cancel(self, run_id: str) -> Run:
         """Cancel a run; raises RunFinished if it has already ended."""
         return await self._engine.cancel(run_id)
