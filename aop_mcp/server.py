@@ -78,7 +78,7 @@ def announce_token(host: str, port: int, token: str) -> None:
     """Print the first admin token once, with where to use it (stderr, never a log file)."""
     url = base_url(host, port)
     print(
-        f"MCP: {url}{MCP_PATH}\nREST: {url}{API_PREFIX}\n"
+        f"Dashboard: {url}/\nMCP: {url}{MCP_PATH}\nREST: {url}{API_PREFIX}\n"
         f"token: {token}\n(the first admin token: shown once, keep it somewhere safe)",
         file=sys.stderr,
         flush=True,

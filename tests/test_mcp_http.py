@@ -137,6 +137,7 @@ async def test_first_start_prints_an_admin_token_once_with_the_urls(tmp_path: Pa
         said = read_until(proc.stderr, "aop-mcp serving on", WAIT)
         assert f"MCP: http://127.0.0.1:{port}/mcp" in said
         assert f"REST: http://127.0.0.1:{port}/api/v1" in said
+        assert f"Dashboard: http://127.0.0.1:{port}/" in said
         token = said.split("token: ", 1)[1].split()[0]
         async with mcp_client(f"http://127.0.0.1:{port}/mcp", token) as client:
             assert (await call(client, "workflow_list"))["workflows"] == []
