@@ -29,13 +29,13 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
 from aop_mcp.api import close_event_streams, create_api
-from aop_mcp.api.sse import EventStreams
 from aop_mcp.config import Settings
 from aop_mcp.errors import AopError
 from aop_mcp.hub import Hub, open_hub
 from aop_mcp.mcp.auth import RefusalLog, bearer_auth
 from aop_mcp.mcp.http import transport_security
 from aop_mcp.mcp.server import create_mcp
+from aop_mcp.streams import EventStreams
 from aop_mcp.web import dashboard_routes
 
 #: Where the REST API is mounted.

@@ -19,28 +19,11 @@ from enum import Enum
 from aop_mcp.api import views
 from aop_mcp.hub import Hub
 from aop_mcp.models import Event
+from aop_mcp.streams import HEADERS, HEARTBEAT, HEARTBEAT_SECONDS, EventStreams
 
-HEARTBEAT_SECONDS = 15.0
+__all__ = ["HEADERS", "HEARTBEAT", "HEARTBEAT_SECONDS", "EventStreams", "event_stream", "message"]
+
 BACKLOG_PAGE = 500
-
-HEARTBEAT = b": keep-alive\n\n"
-HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-
-
-class EventStreams:
-    """The event streams of one API app: their heartbeat, and a switch that ends them all.
-
-    uvicorn waits for open responses before it shuts the app down, and an event stream never
-    ends by itself: the server calls `close()` when it begins to shut down.
-    """
-
-    def __init__(self, heartbeat: float = HEARTBEAT_SECONDS) -> None:
-        self.heartbeat = heartbeat
-        self.closing = asyncio.Event()
-
-    def close(self) -> None:
-        """End every open stream (after the message it is sending) and every new one."""
-        self.closing.set()
 
 
 def message(event: Event) -> bytes:

@@ -12,8 +12,8 @@ from pathlib import Path
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from aop_mcp.api.sse import EventStreams
 from aop_mcp.security.principal import Access
+from aop_mcp.streams import EventStreams
 from aop_mcp.web.agents import agent_list, agent_page
 from aop_mcp.web.auth import GetHub, Handler, dashboard
 from aop_mcp.web.dead_letters import dead_letter_list, replay_dead_letter

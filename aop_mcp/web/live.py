@@ -17,8 +17,8 @@ from collections.abc import AsyncIterator
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from aop_mcp.api.sse import HEADERS, HEARTBEAT, HEARTBEAT_SECONDS, EventStreams
 from aop_mcp.models import Event
+from aop_mcp.streams import HEADERS, HEARTBEAT, HEARTBEAT_SECONDS, EventStreams
 from aop_mcp.web.auth import Handler, WebContext
 from aop_mcp.web.runs import live_fragments, live_view
 
