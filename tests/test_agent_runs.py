@@ -11,10 +11,12 @@ from mcp import Client
 from test_agent_executor import ToolServer, served  # noqa: F401  (the fixture)
 
 from aop_mcp.agents.spec import parse_spec
+from aop_mcp.api.schemas import TaskOutputView
 from aop_mcp.config import load_settings
 from aop_mcp.engine import ManualClock
 from aop_mcp.errors import ConfigError
 from aop_mcp.mcp.server import create_mcp
+from aop_mcp.mcp.views import output_view
 from aop_mcp.models import AttemptStatus, FailureKind, RunStatus
 
 pytestmark = pytest.mark.anyio
@@ -77,6 +79,9 @@ async def test_an_agents_attempts_are_listed_under_it_but_not_a_cache_hit_of_its
     assert [run.status for run in runs] == [RunStatus.SUCCEEDED, RunStatus.SUCCEEDED]
     assert served_by == [first]
     assert first.output.agent == "summarizer"
+    # The MCP tools and the REST API name it too.
+    assert output_view(first.output).agent == "summarizer"
+    assert TaskOutputView.model_validate(first.output.to_dict()).agent == "summarizer"
     assert reused.task.cached
     assert hit.output.json == first.output.json
     assert hit.output.agent is None

@@ -360,6 +360,18 @@ async def test_a_dead_letter_is_listed_replayed_once_and_then_409(api, client) -
     problem(await client.post("/dead-letters/dlq_nope/replay"), 404)
 
 
+async def test_dead_letters_come_a_page_at_a_time_oldest_first(api, client) -> None:
+    await define(client, FAILING)
+    runs = [(await finished_run(api, client, "failing"))["id"] for _ in range(3)]
+    first = (await client.get("/dead-letters", params={"limit": 2})).json()
+    assert [d["run_id"] for d in first["items"]] == runs[:2]
+    rest = (await client.get("/dead-letters", params={"cursor": first["next_cursor"]})).json()
+    assert [d["run_id"] for d in rest["items"]] == runs[2:]
+    assert rest["next_cursor"] is None
+    problem(await client.get("/dead-letters", params={"cursor": "dlq_nope"}), 404)
+    problem(await client.get("/dead-letters", params={"limit": 0}), 400)
+
+
 # --- routing and the OpenAPI document -------------------------------------------------------
 
 

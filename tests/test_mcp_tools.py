@@ -258,6 +258,12 @@ async def test_failed_task_goes_to_the_dead_letter_queue_and_replays_after_a_fix
     assert ended["status"] == "succeeded"
     assert (await call(client, "dlq_list"))["dead_letters"] == []
     assert len((await call(client, "dlq_list", include_replayed=True))["dead_letters"]) == 1
+    again = await run_to_end(client, "needs-flag", flag=str(tmp_path / "missing"))
+    page = await call(client, "dlq_list", include_replayed=True, limit=1)
+    assert [d["id"] for d in page["dead_letters"]] == [letter["id"]]
+    rest = await call(client, "dlq_list", include_replayed=True, cursor=page["next_cursor"])
+    assert [d["run_id"] for d in rest["dead_letters"]] == [again["id"]]
+    assert "next_cursor" not in rest or rest["next_cursor"] is None
     message = await failing(client, "dlq_replay", dead_letter_id=letter["id"])
     assert "already replayed" in message
 

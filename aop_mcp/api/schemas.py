@@ -66,6 +66,10 @@ class LogsQuery(_Request):
 class DeadLettersQuery(_Request):
     run_id: str | None = Field(default=None, description="only dead letters of this run")
     include_replayed: bool = Field(default=False, description="also those already replayed")
+    limit: int = Field(default=50, ge=1, le=MAX_PAGE, description="the most dead letters a page")
+    cursor: str | None = Field(
+        default=None, description="`next_cursor` of the previous page: the page after it"
+    )
 
 
 class EventsQuery(_Request):
@@ -113,6 +117,7 @@ class TaskOutputView(_Response):
     image_digest: str | None = Field(
         default=None, description="the container image a dagger task ran (sha256:...)"
     )
+    agent: str | None = Field(default=None, description="the agent that served an agent task")
 
     model_config = ConfigDict(frozen=True, populate_by_name=True, serialize_by_alias=True)
 
@@ -237,6 +242,7 @@ class DeadLetterView(_Response):
 
 class DeadLetterList(_Response):
     items: list[DeadLetterView]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null: last")
 
 
 class EventView(_Response):

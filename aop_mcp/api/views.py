@@ -198,9 +198,9 @@ def dead_letter(record: DeadLetter) -> s.DeadLetterView:
     )
 
 
-def dead_letters(records: Sequence[DeadLetter]) -> s.DeadLetterList:
-    """The dead-letter queue, oldest first."""
-    return s.DeadLetterList(items=[dead_letter(item) for item in records])
+def dead_letters(records: Sequence[DeadLetter], next_cursor: str | None) -> s.DeadLetterList:
+    """A page of the dead-letter queue, oldest first."""
+    return s.DeadLetterList(items=[dead_letter(item) for item in records], next_cursor=next_cursor)
 
 
 def event(record: Event) -> s.EventView:

@@ -16,6 +16,9 @@ from aop_mcp.mcp.views import DeadLetterView, RunView, View, dead_letter_view, r
 
 class DeadLetterListView(View):
     dead_letters: list[DeadLetterView] = Field(description="oldest first")
+    next_cursor: str | None = Field(
+        default=None, description="pass as cursor for the next page; null: this is the last"
+    )
 
 
 def register(server: MCPServer, hubs: HubHolder) -> None:
@@ -28,15 +31,25 @@ def register(server: MCPServer, hubs: HubHolder) -> None:
         include_replayed: Annotated[
             bool, Field(description="also list dead letters already replayed")
         ] = False,
+        limit: Annotated[int, Field(description="dead letters per page", ge=1, le=200)] = 50,
+        cursor: Annotated[
+            str | None, Field(description="next_cursor of the previous page; omit for the first")
+        ] = None,
     ) -> DeadLetterListView:
         """The dead-letter queue: task runs that failed for good, with their last error.
 
         A task lands here when its retries are spent (and it has no fallback); its run is
         failed. Fix the cause (the error and task_logs tell it), then dlq_replay the id.
+        Returns one page, oldest first; when `next_cursor` is not null, call again with it
+        as `cursor` for the next page.
         """
         hub = await hubs.wait_hub()
-        letters = await hub.dead_letters.list(run_id=run_id, include_replayed=include_replayed)
-        return DeadLetterListView(dead_letters=[dead_letter_view(d) for d in letters])
+        page = await hub.dead_letters.page(
+            run_id=run_id, include_replayed=include_replayed, limit=limit, cursor=cursor
+        )
+        return DeadLetterListView(
+            dead_letters=[dead_letter_view(d) for d in page.letters], next_cursor=page.next_cursor
+        )
 
     @server.tool(annotations=ToolAnnotations(open_world_hint=False))
     @tool_errors

@@ -91,6 +91,7 @@ class OutputView(View):
     image_digest: str | None = Field(
         default=None, description="the container image a dagger task ran (sha256:...)"
     )
+    agent: str | None = Field(default=None, description="the agent that served an agent task")
 
 
 def output_view(output: TaskOutput | None) -> OutputView | None:
@@ -106,6 +107,7 @@ def output_view(output: TaskOutput | None) -> OutputView | None:
         stderr_truncated=output.stderr_truncated,
         cap_bytes=output.cap_bytes,
         image_digest=output.image_digest,
+        agent=output.agent,
     )
 
 

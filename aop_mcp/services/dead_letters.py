@@ -12,7 +12,7 @@ from aop_mcp.ports.store import Store
 @dataclass(frozen=True, slots=True)
 class DeadLetterPage:
     letters: list[DeadLetter]
-    next_cursor: str | None  # pass as `cursor` for the next (older) page; None: the last
+    next_cursor: str | None  # pass as `cursor` for the next page; None: this is the last
 
 
 class DeadLetterService:
@@ -27,12 +27,24 @@ class DeadLetterService:
         return await self._store.list_dead_letters(run_id=run_id, include_replayed=include_replayed)
 
     async def page(
-        self, *, include_replayed: bool = False, limit: int = 25, cursor: str | None = None
+        self,
+        *,
+        run_id: str | None = None,
+        include_replayed: bool = False,
+        newest_first: bool = False,
+        limit: int = 50,
+        cursor: str | None = None,
     ) -> DeadLetterPage:
-        """One page of dead letters, newest first; `cursor` continues after a page."""
+        """One page of dead letters, oldest first (or newest first); `cursor` is the
+        `next_cursor` of the page before. Raises DeadLetterNotFound for an unknown cursor."""
+        bound = {"before": cursor} if newest_first else {"after": cursor}
         # One more than asked tells whether another page exists.
         letters = await self._store.list_dead_letters(
-            include_replayed=include_replayed, newest_first=True, limit=limit + 1, before=cursor
+            run_id=run_id,
+            include_replayed=include_replayed,
+            newest_first=newest_first,
+            limit=limit + 1,
+            **bound,
         )
         page = letters[:limit]
         return DeadLetterPage(page, page[-1].id if len(letters) > limit else None)

@@ -16,7 +16,7 @@ async def dead_letter_list(request: Request, ctx: WebContext) -> Response:
     include_replayed = request.query_params.get("all") == "1"
     cursor = request.query_params.get("cursor") or None
     page = await ctx.hub.dead_letters.page(
-        include_replayed=include_replayed, limit=PAGE_SIZE, cursor=cursor
+        include_replayed=include_replayed, newest_first=True, limit=PAGE_SIZE, cursor=cursor
     )
     return render(
         "dead_letters.html",

@@ -9,11 +9,15 @@ from aop_mcp.api.operations import Call, reply
 
 
 async def list_dead_letters(call: Call) -> Response:
-    """`GET /dead-letters`: oldest first; replayed ones only with `include_replayed`."""
-    letters = await call.hub.dead_letters.list(
-        run_id=call.query.run_id, include_replayed=call.query.include_replayed
+    """`GET /dead-letters`: a page, oldest first; replayed ones only with `include_replayed`."""
+    query = call.query
+    page = await call.hub.dead_letters.page(
+        run_id=query.run_id,
+        include_replayed=query.include_replayed,
+        limit=query.limit,
+        cursor=query.cursor,
     )
-    return reply(views.dead_letters(letters))
+    return reply(views.dead_letters(page.letters, page.next_cursor))
 
 
 async def replay_dead_letter(call: Call) -> Response:
