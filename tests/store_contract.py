@@ -491,6 +491,17 @@ class StoreContract:
 
     # Leases ------------------------------------------------------------------------
 
+    async def test_a_run_created_with_a_lease_is_never_without_an_owner(self, store: Store) -> None:
+        run = a_run("run_1", key="k1")
+        lease = RunLease("run_1", ENGINE, 50.0)
+        await store.create_run(run, task_runs_of("run_1", "a"), [], lease)
+        assert await store.active_runs() == [(run, lease)]
+        assert not await store.acquire_run("run_1", OTHER_ENGINE, 60.0, None)
+        # An idempotent repeat writes no lease of its own.
+        other = RunLease("run_2", OTHER_ENGINE, 60.0)
+        await store.create_run(a_run("run_2", key="k1"), task_runs_of("run_2", "a"), [], other)
+        assert await store.active_runs() == [(run, lease)]
+
     async def test_acquire_run_takes_a_run_nobody_holds(self, store: Store) -> None:
         await given_run(store, "run_1")
         assert await store.acquire_run("run_1", ENGINE, 50.0, None)

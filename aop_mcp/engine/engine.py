@@ -38,6 +38,7 @@ from aop_mcp.models import (
     FailureKind,
     Owner,
     Run,
+    RunLease,
     RunStatus,
     TaskError,
     TaskOutput,
@@ -151,11 +152,17 @@ class Engine:
 
     # Requests from services ---------------------------------------------------------
 
+    def lease_for(self, run_id: str) -> RunLease:
+        """The lease a new run is created with (`Store.create_run`): this engine drives it."""
+        return RunLease(run_id, self.owner, self.leases.lease_until)
+
     async def submit(self, run: Run, task_runs: list[TaskRun]) -> None:
-        """Drive a run that was just created (its lease is taken here)."""
+        """Drive a run that was just created with `lease_for(run.id)`.
+
+        The lease is written with the run, in one transaction: taking it afterwards would
+        leave a moment in which an engine adopting orphans could take the run first.
+        """
         document, graph = await self.definition(run.workflow, run.workflow_version)
-        if not await self.leases.acquire(run.id, None):
-            raise RunOwnedElsewhere(run.id, "another engine")
         state = RunState(run, document, graph, {t.task_id: t for t in task_runs})
         await self._call(lambda step: self._admit(step, state, {}))
 

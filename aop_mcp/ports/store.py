@@ -61,12 +61,18 @@ class Store(Protocol):
     # Runs --------------------------------------------------------------------
 
     async def create_run(
-        self, run: Run, task_runs: Sequence[TaskRun], events: Sequence[NewEvent]
+        self,
+        run: Run,
+        task_runs: Sequence[TaskRun],
+        events: Sequence[NewEvent],
+        lease: RunLease | None = None,
     ) -> tuple[Run, bool]:
-        """Insert a run with its task runs and events, atomically.
+        """Insert a run with its task runs, events and `lease`, atomically.
 
-        If `run.idempotency_key` is already used, nothing is written and the existing run
-        is returned with False.
+        With the lease written in the same transaction, a new run is never without an owner:
+        no engine adopting orphans can take it before its creator drives it. If
+        `run.idempotency_key` is already used, nothing is written and the existing run is
+        returned with False.
         """
         ...
 

@@ -96,7 +96,9 @@ class RunService:
             for task_id in graph.order
         ]
         created_event = NewEvent(run.id, "run.created", now, data={"workflow": stored.name})
-        run, created = await self._store.create_run(run, task_runs, [created_event])
+        run, created = await self._store.create_run(
+            run, task_runs, [created_event], self._engine.lease_for(run.id)
+        )
         if created:
             await self._engine.submit(run, task_runs)
         return run, created

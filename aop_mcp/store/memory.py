@@ -110,9 +110,14 @@ class MemoryStore:
     # Runs --------------------------------------------------------------------------
 
     async def create_run(
-        self, run: Run, task_runs: Sequence[TaskRun], events: Sequence[NewEvent]
+        self,
+        run: Run,
+        task_runs: Sequence[TaskRun],
+        events: Sequence[NewEvent],
+        lease: RunLease | None = None,
     ) -> tuple[Run, bool]:
-        """Insert a run with its task runs and events; an used idempotency key writes nothing."""
+        """Insert a run with its task runs, events and lease; an used idempotency key writes
+        nothing."""
         self._check_open()
         if run.idempotency_key in self._run_by_key:
             return self._runs[self._run_by_key[run.idempotency_key]], False
@@ -123,6 +128,8 @@ class MemoryStore:
             changes.put_task_run(task_run)
         self._validate(changes)
         self._apply(changes)
+        if lease is not None:
+            self._leases[run.id] = RunLease(run.id, lease.owner, lease.lease_until)
         return self._runs[run.id], True
 
     async def get_run(self, run_id: str) -> Run:

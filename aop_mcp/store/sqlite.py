@@ -118,10 +118,15 @@ class SqliteStore:
     # Runs --------------------------------------------------------------------------
 
     async def create_run(
-        self, run: Run, task_runs: Sequence[TaskRun], events: Sequence[NewEvent]
+        self,
+        run: Run,
+        task_runs: Sequence[TaskRun],
+        events: Sequence[NewEvent],
+        lease: RunLease | None = None,
     ) -> tuple[Run, bool]:
-        """Insert a run with its task runs and events; an used idempotency key writes nothing."""
-        return await self._write(ops.create_run, run, list(task_runs), list(events))
+        """Insert a run with its task runs, events and lease; an used idempotency key writes
+        nothing."""
+        return await self._write(ops.create_run, run, list(task_runs), list(events), lease)
 
     async def get_run(self, run_id: str) -> Run:
         """Raises RunNotFound."""

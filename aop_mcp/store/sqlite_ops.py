@@ -303,7 +303,11 @@ def _workflow_params(workflow: WorkflowVersion) -> dict[str, Any]:
 
 
 def create_run(
-    conn: Conn, run: Run, task_runs: Sequence[TaskRun], events: Sequence[NewEvent]
+    conn: Conn,
+    run: Run,
+    task_runs: Sequence[TaskRun],
+    events: Sequence[NewEvent],
+    lease: RunLease | None,
 ) -> tuple[Run, bool]:
     if run.idempotency_key is not None:
         row = _one(conn, "get_run_by_idempotency_key", {"idempotency_key": run.idempotency_key})
@@ -312,6 +316,8 @@ def create_run(
     conn.execute(Q["insert_run"], codec.run_params(run))
     _put_many(conn, "upsert_task_run", [codec.task_run_params(t) for t in task_runs])
     _insert_events(conn, events)
+    if lease is not None:
+        conn.execute(Q["insert_lease"], codec.lease_params(run.id, lease.owner, lease.lease_until))
     return get_run(conn, run.id), True
 
 
