@@ -338,6 +338,28 @@ async def test_same_idempotency_key_returns_the_same_run(tmp_path):
     assert calls.calls == ["a"]
 
 
+async def test_a_new_run_is_not_adopted_by_its_own_engine_before_it_is_admitted(tmp_path):
+    # The adoption poll may read the runs between a new run's commit and its admission:
+    # it must leave the run to `submit`, or the run's tasks would run twice.
+    document = {"name": "once", "tasks": [python_task("a", "record")]}
+    async with hub_on(tmp_path) as hub:
+        await hub.workflows.define(document)
+        admit = hub.engine.submit
+        adopted: list[list[str]] = []
+
+        async def submit_after_a_poll(run, task_runs):
+            adopted.append(await hub.engine.leases.adopt_orphans())
+            await admit(run, task_runs)
+
+        hub.engine.submit = submit_after_a_poll  # type: ignore[method-assign]
+        run = await hub.runs.start("once")
+        with anyio.fail_after(WAIT):
+            done = await hub.runs.wait(run.id)
+    assert adopted == [[]]
+    assert done.status is RunStatus.SUCCEEDED
+    assert calls.calls == ["a"]
+
+
 async def test_cached_task_reuses_its_earlier_output(tmp_path):
     counter = tmp_path / "count"
     document = {

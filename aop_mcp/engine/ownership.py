@@ -90,6 +90,11 @@ class Leases:
         for run, lease in await self._engine.store.active_runs():
             if self._engine.drives(run.id) or not self.adoptable(lease):
                 continue
+            if lease is not None and lease.owner.id == self._engine.owner.id:
+                # Ours already: a run just created with this engine's lease, between its
+                # commit and its admission (`submit`). Taking it here would drive it twice;
+                # a run this engine lost track of comes back through `reload_later` instead.
+                continue
             if await self.acquire(run.id, lease):
                 await self._engine.resume(run.id)
                 adopted.append(run.id)
