@@ -350,6 +350,10 @@ async def test_dashboard_queries_search_indexes_with_10000_runs(store: SqliteSto
             "SEARCH dead_letters USING INDEX dead_letters_by_created "
             "((created_at,id)>(?,?) AND (created_at,id)<(?,?))",
         ),
+        "count_waiting_dead_letters": (
+            {},
+            "SCAN dead_letters USING INDEX dead_letters_waiting",
+        ),
         "get_run_attempts": (
             {"run_id": "run_00001"},
             "SEARCH attempts USING INDEX sqlite_autoindex_attempts_1 (run_id=?)",

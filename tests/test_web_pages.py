@@ -15,6 +15,7 @@ from web_support import WAIT, Dashboard, dashboard
 from aop_mcp.agents.spec import AgentSpec
 from aop_mcp.models import RunStatus
 from aop_mcp.security.principal import Role
+from aop_mcp.security.sessions import Session, SessionSealer
 
 PY = "python"
 CALLS = "engine_callables"
@@ -351,3 +352,11 @@ async def test_live_stream_sends_the_graph_as_tasks_finish_then_done(site: Dashb
                     break
     assert re.search(r'id="task-last"[^>]*data-status="succeeded"', seen)
     assert "event: summary" in seen
+
+
+async def test_a_session_shows_neither_its_token_nor_its_csrf_value() -> None:
+    session = Session(token="aop_top_secret", csrf="csrf_value")
+    assert "aop_top_secret" not in repr(session)
+    assert "csrf_value" not in repr(session)
+    assert SessionSealer(b"k" * 32).open(SessionSealer(b"k" * 32).seal(session)) == session
+    assert SessionSealer(b"o" * 32).open(SessionSealer(b"k" * 32).seal(session)) is None

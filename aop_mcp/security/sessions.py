@@ -13,7 +13,7 @@ import base64
 import hmac
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
@@ -28,8 +28,9 @@ _PURPOSE = b"aop-mcp dashboard session v1"
 class Session:
     """A signed-in browser: the token it signed in with and its CSRF secret."""
 
-    token: str = ""
-    csrf: str = ""
+    # Both are secrets: a log line or traceback that shows a context must not show them.
+    token: str = field(default="", repr=False)
+    csrf: str = field(default="", repr=False)
 
     def csrf_matches(self, presented: str | None) -> bool:
         """Whether a form or header carried this session's CSRF value (constant time)."""

@@ -37,6 +37,8 @@ class DeadLetterService:
     ) -> DeadLetterPage:
         """One page of dead letters, oldest first (or newest first); `cursor` is the
         `next_cursor` of the page before. Raises DeadLetterNotFound for an unknown cursor."""
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
         bound = {"before": cursor} if newest_first else {"after": cursor}
         # One more than asked tells whether another page exists.
         letters = await self._store.list_dead_letters(

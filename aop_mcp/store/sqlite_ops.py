@@ -203,8 +203,10 @@ def _letter_key(conn: Conn, dead_letter_id: str) -> tuple[float, str]:
 
 
 def count_dead_letters(conn: Conn, include_replayed: bool) -> int:
-    params = {"include_replayed": int(include_replayed)}
-    count: int = conn.execute(Q["count_dead_letters"], params).fetchone()[0]
+    # Two queries, not one with a parameter: only a literal `replayed_at IS NULL` lets
+    # SQLite count from the partial index of waiting dead letters.
+    query = "count_dead_letters" if include_replayed else "count_waiting_dead_letters"
+    count: int = conn.execute(Q[query]).fetchone()[0]
     return count
 
 

@@ -258,7 +258,10 @@ ORDER BY created_at DESC, id DESC
 LIMIT :limit
 
 -- name: count_dead_letters
-SELECT count(*) FROM dead_letters WHERE :include_replayed OR replayed_at IS NULL
+SELECT count(*) FROM dead_letters
+
+-- name: count_waiting_dead_letters
+SELECT count(*) FROM dead_letters WHERE replayed_at IS NULL
 
 -- name: get_dead_letter
 SELECT * FROM dead_letters WHERE id = :id
