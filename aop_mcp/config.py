@@ -45,8 +45,9 @@ class Settings:
     # The Fernet key secrets are encrypted with (AOP_SECRET_KEY); else the key file's.
     secret_key: str | None = field(default=None, repr=False)
     secret_key_file: Path | None = None  # None: secret.key in the data directory
-    # Where the Dagger executor finds an engine (DAGGER_VARIABLES); it holds a session
-    # token, so never in a repr.
+    # Where the Dagger executor finds an engine (DAGGER_VARIABLES), and all the `dagger`
+    # CLI it starts is given (DAGGER_CLI_VARIABLES too); it holds a session token, so never
+    # in a repr.
     dagger_env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
@@ -204,7 +205,33 @@ DAGGER_VARIABLES = (
 )
 
 
+#: What `dagger session` needs besides DAGGER_VARIABLES: its home, temporary and state
+#: directories, how to reach Docker, registry credentials, certificates and proxies. The CLI
+#: is given these and nothing else, so the hub's own AOP_* settings (its token, the secret
+#: key) never reach it.
+DAGGER_CLI_VARIABLES = (
+    "HOME",
+    "TMPDIR",
+    "XDG_CONFIG_HOME",
+    "XDG_CACHE_HOME",
+    "XDG_STATE_HOME",
+    "DOCKER_CONFIG",
+    "DOCKER_CONTEXT",
+    "DOCKER_CERT_PATH",
+    "DOCKER_TLS_VERIFY",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+)
+
+
 def dagger_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The variables of DAGGER_VARIABLES that are set (default: from `os.environ`)."""
+    """The variables of DAGGER_VARIABLES and DAGGER_CLI_VARIABLES that are set (default:
+    from `os.environ`)."""
     env = os.environ if environ is None else environ
-    return {key: env[key] for key in DAGGER_VARIABLES if env.get(key)}
+    return {key: env[key] for key in (*DAGGER_VARIABLES, *DAGGER_CLI_VARIABLES) if env.get(key)}

@@ -8,10 +8,12 @@ recorded in `invalid`, which the tests assert is empty, so the SDK calls the exe
 must be ones a real engine accepts.
 
 Its resolvers model a container pipeline just far enough for the executor's: `container`,
-`from` (the image is only recorded; `imageRef` gives it a made-up digest), `withWorkdir`,
+`from` (the image is only recorded; `imageRef` gives it a made-up digest; the first
+`imageRef`, `sync` or exec of an image "pulls" it, which takes `pull_seconds`), `withWorkdir`,
 `withEnvVariable`, `setSecret` + `withSecretVariable`, `withNewFile`, `cacheVolume` +
 `withMountedCache`, `withExec`, then `sync` and `node(id)` for `exitCode`, `stdout` and
-`stderr`. A field it does not model is an error too.
+`stderr` (`sync` of a container without an exec only pulls its image). A field it does not
+model is an error too.
 
 "Running" a container runs its command on this host under bubblewrap, which gives it the
 container's view: the host's /usr and /etc read-only in place of the image, the workdir and
@@ -30,7 +32,7 @@ import hashlib
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from inspect import isawaitable
 from pathlib import Path
@@ -143,6 +145,8 @@ class DaggerStandIn:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.stall_marker = "aop-standin-stall"
+        self.pull_seconds = 0.0  # how long an image's first use takes, as a cold pull does
+        self.pulled: set[str] = set()  # images pulled so far
         self.queries: list[str] = []
         self.invalid: list[str] = []  # validation errors: must stay empty
         self.refused = 0  # requests without the right token
@@ -241,7 +245,8 @@ class DaggerStandIn:
     def _container_from(self, ctr: Container, address: str, **_: Any) -> Container:
         return ctr.but(image=address)
 
-    def _container_imageRef(self, ctr: Container) -> str:
+    async def _container_imageRef(self, ctr: Container) -> str:
+        await self._pull(ctr)
         digest = hashlib.sha256(str(ctr.image).encode()).hexdigest()
         return f"docker.io/library/{ctr.image}@sha256:{digest}"
 
@@ -272,7 +277,10 @@ class DaggerStandIn:
         return ctr.but(args=list(args), expect=expect)
 
     async def _container_sync(self, ctr: Container) -> str:
-        await self._ran(ctr)
+        if ctr.args is None:
+            await self._pull(ctr)
+        else:
+            await self._ran(ctr)
         return self._remember("Container", ctr)
 
     async def _container_exitCode(self, ctr: Container) -> int:
@@ -285,6 +293,16 @@ class DaggerStandIn:
         return (await self._ran(ctr)).stderr
 
     # --- running a container -------------------------------------------------------------
+
+    async def _pull(self, ctr: Container) -> None:
+        """Take `pull_seconds` the first time an image is used (less if released)."""
+        if ctr.image is None or ctr.image in self.pulled:
+            return
+        if self.pull_seconds > 0:
+            with suppress(TimeoutError):
+                async with asyncio.timeout(self.pull_seconds):
+                    await self._released.wait()
+        self.pulled.add(ctr.image)
 
     async def _ran(self, ctr: Container) -> ExecResult:
         """The result of the container's exec, run now if it has not run yet."""
@@ -309,6 +327,7 @@ class DaggerStandIn:
 
     async def _execute(self, ctr: Container) -> ExecResult:
         assert ctr.args is not None
+        await self._pull(ctr)
         secrets = {name: value.plaintext for name, value in ctr.secrets.items()}
         self.execs.append(
             ExecRecord(ctr.image, ctr.args, ctr.workdir, ctr.env, secrets, ctr.files, ctr.mounts)

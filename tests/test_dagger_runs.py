@@ -95,6 +95,26 @@ async def test_a_workflow_runs_dagger_tasks_with_a_secret_and_caches_by_its_vers
     assert b"using ***" in stored
 
 
+async def test_a_secret_deleted_and_set_again_to_another_value_is_not_served_from_cache(
+    tmp_path: Path,
+) -> None:
+    async with (
+        serving_standin(tmp_path / "standin") as (standin, port),
+        hub_on(tmp_path, dagger_env=standin.session_env(port)) as hub,
+    ):
+        await hub.secrets.set("API_KEY", SECRET)
+        first = await run_to_end(hub, keyed_workflow())
+        assert not (await build_of(hub, first)).cached
+        await hub.secrets.delete("API_KEY")
+        await hub.secrets.set("API_KEY", "another-value-5b8a")  # version 1 again
+        second = await run_to_end(hub, keyed_workflow())
+        assert not (await build_of(hub, second)).cached
+    assert [record.secrets for record in standin.execs if record.args[0] == "sh"] == [
+        {"API_KEY": SECRET},
+        {"API_KEY": "another-value-5b8a"},
+    ]
+
+
 async def test_a_stuck_dagger_task_times_out_and_frees_its_slot(tmp_path: Path) -> None:
     async with serving_standin(tmp_path / "standin") as (standin, port):
         executor = DaggerExecutor(standin.session_env(port), grace=0.2)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import subprocess
 import sys
 import time
@@ -27,10 +28,10 @@ from cryptography.fernet import Fernet
 from dagger_standin import SCHEMA, DaggerStandIn, serving_standin
 from servers import serve_in_loop
 
-from aop_mcp.config import dagger_environment
+from aop_mcp.config import dagger_environment, load_settings
 from aop_mcp.engine import ManualClock
 from aop_mcp.executors.dagger_engine import diagnose_engine
-from aop_mcp.executors.dagger_executor import DaggerExecutor
+from aop_mcp.executors.dagger_executor import DaggerExecutor, Limits
 from aop_mcp.models import FailureKind, TaskOutput
 from aop_mcp.ports.executor import AttemptFailed, ExecutionRequest
 from aop_mcp.security.secrets import SecretService
@@ -101,6 +102,10 @@ async def failure(executor: DaggerExecutor, request: ExecutionRequest) -> Attemp
 
 def sh(script: str) -> list[str]:
     return ["sh", "-c", script]
+
+
+def python(script: str) -> list[str]:
+    return ["python3", "-c", script]
 
 
 # --- a container task, end to end ------------------------------------------------------------
@@ -178,6 +183,66 @@ async def test_a_failure_message_never_shows_a_secret(
     assert SECRET not in failed.output.stderr
 
 
+PRINTS_THE_KEY_AS_JSON = """
+import json, os, sys
+key = os.environ["API_KEY"]
+print(json.dumps({"key": key, "nested": [{"k" + key: "x" + key}]}))
+upper_hex = json.dumps(key).replace("u00e4", "u00E4")
+print(json.dumps(key, ensure_ascii=False), upper_hex, file=sys.stderr)
+"""
+
+
+async def test_a_secret_printed_as_json_is_masked_in_stdout_stderr_and_the_json(
+    engine: Engine, tmp_path: Path, secrets: SecretService
+) -> None:
+    key = 'pä"ss\\x'  # JSON escapes three of its characters, one only with ensure_ascii
+    await secrets.set("API_KEY", key)
+    request = attempt(tmp_path, python(PRINTS_THE_KEY_AS_JSON), secrets=["API_KEY"])
+    output = await run(DaggerExecutor(engine.env, secrets), request)
+    assert output.stdout == '{"key": "***", "nested": [{"k***": "x***"}]}\n'
+    assert output.json == {"key": "***", "nested": [{"k***": "x***"}]}
+    assert output.stderr == '"***" "***"\n'
+
+
+async def test_the_json_of_stdout_is_masked_even_where_its_text_spells_a_secret_unusually(
+    engine: Engine, tmp_path: Path, secrets: SecretService
+) -> None:
+    # Over 1024 characters a value is matched only as Python and most JSON writers spell
+    # it, not with upper-case hex escapes; parsing decodes them, and the JSON is masked.
+    key = "ä" + "k" * 1500
+    await secrets.set("API_KEY", key)
+    script = (
+        "import json, os; print(json.dumps({'key': os.environ['API_KEY']})"
+        ".replace('u00e4', 'u00E4'))"
+    )
+    request = attempt(tmp_path, python(script), secrets=["API_KEY"])
+    output = await run(DaggerExecutor(engine.env, secrets), request)
+    assert output.json == {"key": "***"}
+
+
+async def test_even_a_one_character_secret_is_masked_along_with_lookalikes(
+    engine: Engine, tmp_path: Path, secrets: SecretService
+) -> None:
+    await secrets.set("PIN", "Q")
+    request = attempt(tmp_path, sh('echo "$PIN-Quiet"'), secrets=["PIN"])
+    output = await run(DaggerExecutor(engine.env, secrets), request)
+    assert output.stdout == "***-***uiet\n"  # the price of never showing a short secret
+
+
+async def test_a_secret_deleted_and_set_again_changes_the_cache_facts(
+    secrets: SecretService,
+) -> None:
+    executor = DaggerExecutor({}, secrets)
+    spec = DaggerRun(executor="dagger", image=IMAGE, command=["true"], secrets=["API_KEY"])
+    await secrets.set("API_KEY", SECRET)
+    first = await executor.cache_facts(spec)
+    await secrets.delete("API_KEY")
+    await secrets.set("API_KEY", SECRET)  # version 1 again, at the same clock reading
+    second = await executor.cache_facts(spec)
+    assert first != second
+    assert SECRET not in repr([first, second])
+
+
 async def test_a_cache_volume_keeps_files_between_runs(engine: Engine, tmp_path: Path) -> None:
     executor = DaggerExecutor(engine.env)
     volumes = {f"aop-test-{uuid.uuid4().hex[:12]}": "/cache"}  # fresh on a real engine too
@@ -218,6 +283,35 @@ async def test_an_engine_that_stops_answering_is_abandoned_after_the_grace(tmp_p
     assert time.monotonic() - started < 5
 
 
+async def test_a_slow_image_pull_does_not_count_against_the_timeout(tmp_path: Path) -> None:
+    async with standin_engine(tmp_path) as engine:
+        assert engine.standin is not None
+        engine.standin.pull_seconds = 3  # a cold pull, longer than timeout + grace
+        executor = DaggerExecutor(engine.env, grace=0.5)
+        output = await run(executor, attempt(tmp_path, ["echo", "quick"], timeout=1))
+        assert engine.standin.pulled == {IMAGE}
+    assert output.stdout == "quick\n"
+    assert output.duration < 1  # the command's time, not the pull's
+
+
+async def test_an_image_pull_over_its_limit_fails_as_an_error_naming_the_pull(
+    tmp_path: Path,
+) -> None:
+    async with standin_engine(tmp_path) as engine:
+        assert engine.standin is not None
+        engine.standin.pull_seconds = 60
+        executor = DaggerExecutor(engine.env, limits=Limits(pull=0.5))
+        started = time.monotonic()
+        failed = await failure(executor, attempt(tmp_path, ["true"], timeout=30))
+        assert engine.standin.execs == []
+    assert time.monotonic() - started < 5
+    assert failed.error.kind is FailureKind.ERROR
+    assert failed.error.message == (
+        f"pulling the image {IMAGE} took over 0.5s (the task's timeout counts only from when "
+        "its command starts)"
+    )
+
+
 async def test_a_cancelled_attempt_stops_and_reraises(tmp_path: Path) -> None:
     async with standin_engine(tmp_path) as engine:
         assert engine.standin is not None
@@ -240,21 +334,74 @@ def fake_cli(tmp_path: Path, script: str) -> Path:
     return cli
 
 
+def session_cli(tmp_path: Path, engine: Engine, before: str = "") -> dict[str, str]:
+    """A fake `dagger` that runs `before` (Python), then gives the stand-in's session and
+    waits for its stdin to close; the variables that lead the executor to it."""
+    port, token = engine.env["DAGGER_SESSION_PORT"], engine.env["DAGGER_SESSION_TOKEN"]
+    fake_cli(
+        tmp_path,
+        f"{before}\n"
+        f"print(json.dumps({{'port': {port}, 'session_token': {token!r}}}), flush=True)\n"
+        f"sys.stdin.read()\nopen({str(tmp_path / 'ended')!r}, 'w').close()",
+    )
+    return {"PATH": str(tmp_path / "bin"), "_EXPERIMENTAL_DAGGER_RUNNER_HOST": "tcp://x:1"}
+
+
 async def test_the_cli_route_starts_a_session_and_ends_it(tmp_path: Path) -> None:
     async with standin_engine(tmp_path) as engine:
-        port, token = engine.env["DAGGER_SESSION_PORT"], engine.env["DAGGER_SESSION_TOKEN"]
-        ended = tmp_path / "ended"
-        fake_cli(
-            tmp_path,
-            f"open({str(tmp_path / 'args')!r}, 'w').write(' '.join(sys.argv[1:]))\n"
-            f"print(json.dumps({{'port': {port}, 'session_token': {token!r}}}), flush=True)\n"
-            f"sys.stdin.read()\nopen({str(ended)!r}, 'w').close()",
-        )
-        env = {"PATH": str(tmp_path / "bin"), "_EXPERIMENTAL_DAGGER_RUNNER_HOST": "tcp://x:1"}
+        arguments = f"open({str(tmp_path / 'args')!r}, 'w').write(' '.join(sys.argv[1:]))"
+        env = session_cli(tmp_path, engine, arguments)
         output = await run(DaggerExecutor(env), attempt(tmp_path, ["echo", "via the CLI"]))
     assert output.stdout == "via the CLI\n"
     assert (tmp_path / "args").read_text().startswith("session --label dagger.io/sdk.name:python")
-    assert ended.exists()  # stdin was closed: the CLI ended its session
+    assert (tmp_path / "ended").exists()  # stdin was closed: the CLI ended its session
+
+
+async def test_a_slow_engine_start_does_not_count_against_the_timeout(tmp_path: Path) -> None:
+    async with standin_engine(tmp_path) as engine:
+        env = session_cli(tmp_path, engine, "import time; time.sleep(3)")
+        executor = DaggerExecutor(env, grace=0.5)
+        output = await run(executor, attempt(tmp_path, ["echo", "quick"], timeout=1))
+    assert output.stdout == "quick\n"
+    assert output.duration < 1
+
+
+async def test_an_engine_start_over_its_limit_fails_as_an_error_naming_it(
+    tmp_path: Path,
+) -> None:
+    fake_cli(tmp_path, "sys.stdin.read()")  # never gives a session
+    env = {"PATH": str(tmp_path / "bin"), "_EXPERIMENTAL_DAGGER_RUNNER_HOST": "tcp://x:1"}
+    executor = DaggerExecutor(env, limits=Limits(start=0.5))
+    failed = await failure(executor, attempt(tmp_path, ["true"], timeout=30))
+    assert failed.error.kind is FailureKind.ERROR
+    assert failed.error.message == (
+        "the Dagger engine did not start: `dagger session` gave no session within 0.5s "
+        "(it may still be pulling the engine's image)"
+    )
+
+
+async def test_the_dagger_cli_gets_only_its_own_variables_never_the_hubs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hub_env = {
+        "AOP_DATA_DIR": str(tmp_path / "data"),
+        "AOP_TOKEN": "an-admin-token-of-the-hub-0123",
+        "AOP_SECRET_KEY": Fernet.generate_key().decode(),
+        "HOME": str(tmp_path / "home"),
+        "HTTPS_PROXY": "http://proxy.example:3128",
+        "EDITOR": "vi",
+    }
+    for name, value in hub_env.items():  # an inherited environment would hold them too
+        monkeypatch.setenv(name, value)
+    recorded = tmp_path / "environment.json"
+    async with standin_engine(tmp_path) as engine:
+        record = f"import os; open({str(recorded)!r}, 'w').write(json.dumps(dict(os.environ)))"
+        cli_env = session_cli(tmp_path, engine, record)
+        settings = load_settings({**hub_env, **cli_env})
+        await run(DaggerExecutor(settings.dagger_env), attempt(tmp_path, ["true"]))
+    seen = json.loads(recorded.read_text())
+    seen.pop("LC_CTYPE", None)  # Python's own locale coercion, in the fake CLI
+    assert seen == {**cli_env, "HOME": hub_env["HOME"], "HTTPS_PROXY": hub_env["HTTPS_PROXY"]}
 
 
 async def test_a_cli_that_cannot_start_a_session_fails_the_attempt(tmp_path: Path) -> None:

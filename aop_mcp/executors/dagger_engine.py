@@ -12,6 +12,7 @@ must not. The routes, in the order the SDK itself uses them:
    daemon whose local socket accepts a connection (or a remote DOCKER_HOST/CONTAINER_HOST).
 
 With neither, the SDK would download a CLI from the internet; the executor never lets it.
+A CLI is started with an environment of its own (`cli_environment`), never the hub's.
 """
 
 from __future__ import annotations
@@ -25,10 +26,13 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from importlib import metadata
 
+from aop_mcp.config import DAGGER_CLI_VARIABLES, DAGGER_VARIABLES
+
 CONNECT_TIMEOUT = 0.5  # seconds a local socket may take to accept: loopback answers at once
 CLI_START_TIMEOUT = 300.0  # `dagger session` may first start (and pull) an engine container
 CLI_END_GRACE = 10.0  # after stdin closes, how long the CLI may take to flush and exit
 _TAIL = 4096  # bytes of the CLI's stderr kept to explain a failed start
+_CLI_VARIABLES = frozenset((*DAGGER_VARIABLES, *DAGGER_CLI_VARIABLES))
 
 SESSION_FIX = (
     "start the session again (`dagger run aop serve`), or unset DAGGER_SESSION_PORT and "
@@ -169,15 +173,23 @@ def _refusal(family: socket.AddressFamily, address: object) -> str | None:
 # --- a session of the CLI's own ---------------------------------------------------------------
 
 
+def cli_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """The environment `dagger session` runs with: only the variables of `env` that are
+    DAGGER_VARIABLES or DAGGER_CLI_VARIABLES (config.py), whatever else `env` holds."""
+    return {name: value for name, value in env.items() if name in _CLI_VARIABLES}
+
+
 @asynccontextmanager
 async def cli_session(
-    cli: Cli, *, start_timeout: float = CLI_START_TIMEOUT
+    cli: Cli, env: Mapping[str, str], *, start_timeout: float = CLI_START_TIMEOUT
 ) -> AsyncIterator[Session]:
-    """Start `dagger session` and yield its session; end it (stdin closed) after the block.
+    """Start `dagger session` with `cli_environment(env)` and yield its session; end it
+    (stdin closed) after the block.
 
     Spawned here rather than by the SDK so the path found on PATH is used (the SDK reads only
     `_EXPERIMENTAL_DAGGER_CLI_BIN`, else downloads one) and so a cancelled or timed-out
-    attempt is never stuck waiting on a thread that reads the CLI's output.
+    attempt is never stuck waiting on a thread that reads the CLI's output. An inherited
+    environment would hand the CLI, and whatever it starts, the hub's token and secret key.
     """
     proc = await asyncio.create_subprocess_exec(
         cli.path,
@@ -185,6 +197,7 @@ async def cli_session(
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        env=cli_environment(env),
     )
     tail = bytearray()
     drain = asyncio.create_task(_keep_tail(proc, tail))  # a full pipe would block the CLI
@@ -203,7 +216,10 @@ async def _first_session(
         async with asyncio.timeout(start_timeout):
             line = await proc.stdout.readline() if proc.stdout else b""
     except TimeoutError as exc:
-        message = f"`dagger session` gave no session within {start_timeout:g}s"
+        message = (
+            f"the Dagger engine did not start: `dagger session` gave no session within "
+            f"{start_timeout:g}s (it may still be pulling the engine's image)"
+        )
         raise EngineStartFailed(message) from exc
     try:
         params = json.loads(line)

@@ -6,28 +6,34 @@ loads the SDK (on first use only, in a thread) and runs the pipeline of `dagger_
 image, workdir, env, secret variables, files, cache volumes, then the command. Its exit
 code, stdout and stderr come back as a local task's do, with the image digest.
 
-Secret values never leave the attempt: they are scrubbed (`***`) out of stdout, stderr and
-every error message before anything is returned. Each attempt gets AOP_RUN_ID, AOP_TASK_ID
-and AOP_ATTEMPT, which also keeps the engine from reusing an earlier attempt's result: the
-hub's own result cache (`cache: true`) decides about reuse.
+Secret values never leave the attempt: they are scrubbed (`***`) out of stdout, stderr,
+the JSON parsed from stdout and every error message before anything is returned, also where
+the command printed them the way JSON spells them inside a string. Each attempt gets
+AOP_RUN_ID, AOP_TASK_ID and AOP_ATTEMPT, which also keeps the engine from reusing an earlier
+attempt's result: the hub's own result cache (`cache: true`) decides about reuse.
 
-A timeout is enforced twice: inside the container (`timeout`, which the image must have)
-so the command's output up to then comes back, and around the whole call, `grace` seconds
-later, so an engine that does not answer cannot hold the attempt's slot.
+Getting ready (the engine's start, connecting, pulling the image) is bounded step by step
+(`Limits`), apart from the task's timeout: a cold pull must not use up a short timeout, nor
+fail as a timeout that a retry would only repeat. The timeout counts from when the command is
+sent, and is enforced twice: inside the container (`timeout`, which the image must have) so
+the command's output up to then comes back, and around the call, `grace` seconds later, so
+an engine that does not answer cannot hold the attempt's slot.
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib
-import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+import json
+import re
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aop_mcp.errors import SecretKeyMismatch, SecretNotFound
 from aop_mcp.executors.capture import cap_text, last_line, parse_json
 from aop_mcp.executors.dagger_engine import (
+    CLI_START_TIMEOUT,
     Cli,
     EngineStartFailed,
     Session,
@@ -38,11 +44,29 @@ from aop_mcp.models import FailureKind, TaskError, TaskOutput
 from aop_mcp.ports.executor import AttemptFailed, ExecutionRequest, SecretSource
 
 DEFAULT_GRACE = 2.0  # seconds past the task's timeout before the call itself is abandoned
+CONNECT_TIMEOUT = 30.0  # seconds to connect to a session and load its API (introspection)
+# Seconds the image may take to pull: generous, since a cold pull of a large image over a
+# slow link takes minutes, yet bounded, so a registry that never answers frees the slot.
+PULL_TIMEOUT = 600.0
 KILL_AFTER = 1  # seconds `timeout` gives the command between SIGTERM and SIGKILL
 # What `timeout` exits with when it stopped the command: 124, or 128 + SIGKILL / SIGTERM.
 _TIMED_OUT = frozenset({124, 137, 143})
 _PIPELINE = "aop_mcp.executors.dagger_pipeline"
 MASK = "***"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How long each step of an attempt may take, in seconds.
+
+    A step that overruns fails the attempt as an error saying which step it was; only `run`,
+    the command's own call, ends as a timeout.
+    """
+
+    start: float = CLI_START_TIMEOUT  # `dagger session` gives a session (the CLI route)
+    connect: float = CONNECT_TIMEOUT  # the SDK connects and loads the API
+    pull: float = PULL_TIMEOUT  # the image is pulled and its digest known
+    run: float | None = None  # from when the command is sent: the task's timeout + grace
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,20 +89,26 @@ class ContainerResult:
     stdout: str
     stderr: str
     image_ref: str | None  # e.g. docker.io/library/python:3.12-slim@sha256:...
+    duration: float  # seconds from when the command was sent
 
 
 class ContainerFailed(Exception):
     """The engine could not run the job (as opposed to the command failing inside it)."""
 
 
-JobRunner = Callable[[Session, ContainerJob], Awaitable[ContainerResult]]
+class CommandAbandoned(Exception):
+    """The command's call outlived `Limits.run`: the engine stopped answering."""
+
+
+JobRunner = Callable[[Session, ContainerJob, Limits], Awaitable[ContainerResult]]
 
 
 class DaggerExecutor:
     """Runs `dagger` tasks (DaggerRun) on the engine `engine_env` leads to.
 
-    `engine_env` holds DAGGER_VARIABLES (`Settings.dagger_env`); `secrets` reveals the
-    hub's secrets; `grace` is how long past a task's timeout the call may take.
+    `engine_env` is `Settings.dagger_env` (the `dagger` CLI, when one is started, gets only
+    its allowed variables); `secrets` reveals the hub's secrets; `grace` is how long past a
+    task's timeout the call may take; `limits` bounds the steps before the command.
     """
 
     name = "dagger"
@@ -90,15 +120,17 @@ class DaggerExecutor:
         secrets: SecretSource | None = None,
         *,
         grace: float = DEFAULT_GRACE,
+        limits: Limits | None = None,
     ) -> None:
         self._engine_env = dict(engine_env)
         self._secrets = secrets
         self._grace = grace
+        self._limits = limits or Limits()
         self._run_job: JobRunner | None = None
 
     async def cache_facts(self, spec: Any) -> dict[str, Any]:
-        """The versions of the secrets the task uses (never their values): setting a secret
-        again makes the task's cached result stale."""
+        """The revisions of the secrets the task uses (never their values): setting a secret
+        again, even after deleting it, makes the task's cached result stale."""
         if not spec.secrets:
             return {}
         return {"secrets": {name: await self._secret(name, reveal=False) for name in spec.secrets}}
@@ -110,28 +142,31 @@ class DaggerExecutor:
             raise _failed(FailureKind.MISCONFIGURED, diagnosis.problem())
         secrets = {name: await self._secret(name, reveal=True) for name in request.spec.secrets}
         job = _job(request, secrets)
+        scrubber = Scrubber(secrets.values())
         run_job = await self._runner()  # loading the SDK is not the task's time
-        started = time.monotonic()
+        limits = self._limits_for(request.timeout)
         try:
-            result = await self._call(run_job, diagnosis.route, job, request.timeout)
-        except TimeoutError:
+            result = await self._call(run_job, diagnosis.route, job, limits)
+        except CommandAbandoned:
             raise self._abandoned(request.timeout) from None
         except (ContainerFailed, EngineStartFailed) as exc:
-            raise _failed(FailureKind.ERROR, scrub(str(exc), secrets)) from None
-        return _settled(request, result, secrets, time.monotonic() - started)
+            raise _failed(FailureKind.ERROR, scrubber.text(str(exc))) from None
+        return _settled(request, result, scrubber)
+
+    def _limits_for(self, timeout: float | None) -> Limits:
+        return replace(self._limits, run=None if timeout is None else timeout + self._grace)
 
     async def _call(
-        self, run_job: JobRunner, route: Session | Cli, job: ContainerJob, limit: float | None
+        self, run_job: JobRunner, route: Session | Cli, job: ContainerJob, limits: Limits
     ) -> ContainerResult:
-        async with asyncio.timeout(None if limit is None else limit + self._grace):
-            if isinstance(route, Cli):
-                async with cli_session(route) as session:
-                    return await run_job(session, job)
-            return await run_job(route, job)
+        if isinstance(route, Cli):
+            env = self._engine_env
+            async with cli_session(route, env, start_timeout=limits.start) as session:
+                return await run_job(session, job, limits)
+        return await run_job(route, job, limits)
 
     def _abandoned(self, timeout: float | None) -> AttemptFailed:
-        if timeout is None:  # only a task's timeout bounds the call: this came from within
-            return _failed(FailureKind.ERROR, "the call to the Dagger engine timed out")
+        assert timeout is not None  # `Limits.run`, the only bound that abandons, comes from it
         message = (
             f"timed out after {timeout:g}s: the engine had not answered {self._grace:g}s later"
         )
@@ -143,15 +178,15 @@ class DaggerExecutor:
             self._run_job = module.run_job
         return self._run_job
 
-    async def _secret(self, name: str, *, reveal: bool) -> Any:
-        """A secret's value (`reveal`) or its version; a missing one fails the attempt."""
+    async def _secret(self, name: str, *, reveal: bool) -> str:
+        """A secret's value (`reveal`) or its revision; a missing one fails the attempt."""
         if self._secrets is None:
             message = f"the task uses secret {name!r}, but this engine has no secret store"
             raise _failed(FailureKind.MISCONFIGURED, message)
         try:
             if reveal:
                 return await self._secrets.reveal(name)
-            return await self._secrets.version(name)
+            return await self._secrets.revision(name)
         except SecretNotFound:
             message = (
                 f"the task uses secret {name!r}, which is not set; set it (`aop secret set "
@@ -162,12 +197,85 @@ class DaggerExecutor:
             raise _failed(FailureKind.MISCONFIGURED, str(exc)) from None
 
 
-def scrub(text: str, secrets: Mapping[str, str]) -> str:
-    """`text` with every secret value replaced by ***."""
-    # Longest first: a value that contains another must go whole.
-    for value in sorted(secrets.values(), key=len, reverse=True):
-        text = text.replace(value, MASK)
-    return text
+class Scrubber:
+    """Replaces secret values with ***: as they are, and as JSON spells them in a string.
+
+    Every value is masked, however short: one of a few characters also masks the same
+    characters where they mean something else, and the output is the worse for it, but a
+    secret is never shown. A value the command transforms (base64, reversed) is not found.
+    """
+
+    def __init__(self, values: Iterable[str]) -> None:
+        # Longest first: a value that contains another must go whole.
+        ordered = sorted({value for value in values if value}, key=len, reverse=True)
+        self._patterns = [_spellings(value) for value in ordered]
+
+    def text(self, text: str) -> str:
+        """`text` with every spelling of every secret replaced by ***."""
+        for pattern in self._patterns:
+            text = pattern.sub(MASK, text)
+        return text
+
+    def parsed(self, value: Any) -> Any:
+        """A value parsed from JSON with every string (keys too) scrubbed: parsing decodes
+        spellings `text` may have missed (a non-Python escape of a long value)."""
+        if not self._patterns or value is None:
+            return value
+        try:
+            return self._tree(value)
+        except RecursionError:  # deeper than the walk can go: better no JSON than a leak
+            return None
+
+    def _tree(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, list):
+            return [self._tree(item) for item in value]
+        if isinstance(value, dict):
+            return {self.text(key): self._tree(item) for key, item in value.items()}
+        return value
+
+
+# What JSON may write for a character inside a string, besides \uXXXX and itself.
+_SHORT_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "/": "\\/",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+}
+# Up to this length a value is matched in every JSON spelling, character by character (the
+# pattern takes about 25 ms to compile at 1024); longer ones (keys, certificates) as they are
+# and as Python's and most other JSON writers spell them.
+_EVERY_SPELLING_UP_TO = 1024
+
+
+def _spellings(value: str) -> re.Pattern[str]:
+    """A pattern that matches `value` as it is, and as JSON may write it in a string."""
+    if len(value) <= _EVERY_SPELLING_UP_TO:
+        return re.compile("".join(_char_spellings(char) for char in value))
+    usual = json.dumps(value, ensure_ascii=False)[1:-1]
+    forms = {value, json.dumps(value)[1:-1], usual}
+    return re.compile("|".join(re.escape(form) for form in sorted(forms, key=len, reverse=True)))
+
+
+def _char_spellings(char: str) -> str:
+    forms = [re.escape(char), _unicode_escape(char)]
+    if char in _SHORT_ESCAPES:
+        forms.append(re.escape(_SHORT_ESCAPES[char]))
+    return f"(?:{'|'.join(forms)})"
+
+
+def _unicode_escape(char: str) -> str:
+    """\\uXXXX, hex digits in either case, for each UTF-16 unit (a pair beyond the BMP)."""
+    data = char.encode("utf-16-be")
+    units = (data[i : i + 2].hex() for i in range(0, len(data), 2))
+    return "".join(
+        "\\\\u" + "".join(f"[{d}{d.upper()}]" if d.isalpha() else d for d in unit) for unit in units
+    )
 
 
 def wrapped_command(command: list[str], timeout: float | None) -> list[str]:
@@ -198,16 +306,13 @@ def _job(request: ExecutionRequest, secrets: dict[str, str]) -> ContainerJob:
     )
 
 
-def _settled(
-    request: ExecutionRequest, result: ContainerResult, secrets: dict[str, str], duration: float
-) -> TaskOutput:
+def _settled(request: ExecutionRequest, result: ContainerResult, scrubber: Scrubber) -> TaskOutput:
     """The attempt's output, or AttemptFailed carrying it when the command failed."""
-    output = _output(request, result, secrets, duration)
+    output = _output(request, result, scrubber)
     code = result.exit_code
-    if request.timeout is not None and code in _TIMED_OUT and duration >= request.timeout:
-        raise AttemptFailed(
-            TaskError(FailureKind.TIMEOUT, f"timed out after {request.timeout:g}s"), output
-        )
+    timeout = request.timeout
+    if timeout is not None and code in _TIMED_OUT and result.duration >= timeout:
+        raise AttemptFailed(TaskError(FailureKind.TIMEOUT, f"timed out after {timeout:g}s"), output)
     if code != 0:
         tail = last_line(output.stderr)
         message = f"exited with code {code}: {tail}" if tail else f"exited with code {code}"
@@ -215,18 +320,16 @@ def _settled(
     return output
 
 
-def _output(
-    request: ExecutionRequest, result: ContainerResult, secrets: dict[str, str], duration: float
-) -> TaskOutput:
+def _output(request: ExecutionRequest, result: ContainerResult, scrubber: Scrubber) -> TaskOutput:
     cap = request.output_cap
-    stdout, stdout_cut = cap_text(scrub(result.stdout, secrets), cap)
-    stderr, stderr_cut = cap_text(scrub(result.stderr, secrets), cap)
+    stdout, stdout_cut = cap_text(scrubber.text(result.stdout), cap)
+    stderr, stderr_cut = cap_text(scrubber.text(result.stderr), cap)
     return TaskOutput(
         exit_code=result.exit_code,
         stdout=stdout,
         stderr=stderr,
-        json=None if stdout_cut else parse_json(stdout),
-        duration=duration,
+        json=None if stdout_cut else scrubber.parsed(parse_json(stdout)),
+        duration=result.duration,
         attempt=request.attempt,
         stdout_truncated=stdout_cut,
         stderr_truncated=stderr_cut,

@@ -9,6 +9,7 @@ set and delete secrets but never show a value. cryptography's errors stop in thi
 from __future__ import annotations
 
 import builtins
+import hashlib
 import os
 import re
 from collections.abc import Callable
@@ -139,9 +140,21 @@ class SecretService:
         return plain.decode("utf-8")
 
     async def version(self, name: str) -> int:
-        """The current version of a secret (never its value): what result cache keys use,
-        so setting a secret again makes its tasks run again. Raises SecretNotFound."""
+        """The current version of a secret (never its value). Raises SecretNotFound.
+
+        A deleted secret set again starts at version 1: cache keys use `revision`."""
         return (await self._store.get_secret(check_name(name))).version
+
+    async def revision(self, name: str) -> str:
+        """What result cache keys use, so setting a secret again makes its tasks run again:
+        its version and a digest of its ciphertext. Raises SecretNotFound.
+
+        The version alone repeats after a delete; the ciphertext never does, since Fernet
+        encrypts each set with a fresh random IV, even of the same value. Its digest tells
+        nothing of the value that the stored ciphertext does not already."""
+        secret = await self._store.get_secret(check_name(name))
+        digest = hashlib.sha256(secret.ciphertext.encode("ascii")).hexdigest()[:16]
+        return f"{secret.version}-{digest}"
 
     async def list(self) -> builtins.list[SecretInfo]:
         """Every secret by name: names, versions and times, never values."""
