@@ -134,6 +134,9 @@ async def test_start_a_run_from_the_form_and_watch_it_turn_green(
     assert await page.evaluate("window.__stayed === true"), "the page reloaded"
     await page.click("#run-tasks a:has-text('fetch')")
     await expect(page.locator("#task-panel")).to_contain_text('"name": "f"')
+    await page.click("#task-build")  # a box of the graph opens that task's panel
+    await page.wait_for_url("**?task=build*")
+    await expect(page.locator("#task-panel")).to_contain_text('"build"')
     await page.screenshot(path=shot("run-page.png"), full_page=True)
     await page.set_viewport_size({"width": 390, "height": 844})
     await page.screenshot(path=shot("run-page-narrow.png"), full_page=True)

@@ -269,6 +269,9 @@ async def test_run_page_task_panel_cancel_and_retry(site: Dashboard) -> None:
     assert re.search(r'id="task-wait"[^>]*data-status="running"', page.text)
     panel = await browser.get(f"/runs/{run.id}/tasks/first", headers={"HX-Request": "true"})
     assert '"name": "first"' in html.unescape(panel.text)  # the task's JSON output
+    assert f'href="/runs/{run.id}?task=first#task-panel"' in page.text  # a box of the graph
+    chosen = await browser.get(f"/runs/{run.id}?task=first")
+    assert '"name": "first"' in html.unescape(chosen.text)  # opens with that task's panel
     cancelled = await browser.post(f"/runs/{run.id}/cancel")
     assert cancelled.status_code == 303
     assert await finished(site, run.id) is RunStatus.CANCELLED

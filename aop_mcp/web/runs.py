@@ -75,7 +75,18 @@ async def run_page(request: Request, ctx: WebContext) -> Response:
     """One run: its graph coloured by task status (live), tasks, attempts, actions."""
     run_id = request.path_params["run_id"]
     view = await live_view(ctx, run_id)
-    return render("run.html", ctx.page(nav="runs", **view))
+    # A box of the graph links here with `?task=`: the page opens with that task's panel.
+    chosen = request.query_params.get("task")
+    task = await ctx.hub.runs.task(run_id, chosen) if chosen else None
+    return render(
+        "run.html",
+        ctx.page(
+            nav="runs",
+            task=task.task if task else None,
+            attempts=task.attempts if task else [],
+            **view,
+        ),
+    )
 
 
 async def live_view(ctx: WebContext, run_id: str) -> dict[str, Any]:
@@ -92,7 +103,7 @@ async def live_view(ctx: WebContext, run_id: str) -> dict[str, Any]:
             dag_svg(
                 dag_nodes(document),
                 statuses={t.task_id: str(t.status) for t in detail.tasks},
-                link=lambda task_id: f"#task-{task_id}",
+                link=lambda task_id: f"/runs/{run_id}?task={task_id}#task-panel",
             )
         ),
         "timeline": timeline(detail.run, attempts),
