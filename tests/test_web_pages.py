@@ -10,6 +10,8 @@ from pathlib import Path
 import anyio
 import engine_callables
 import pytest
+from test_agent_executor import ToolServer, served  # noqa: F401  (the fixture)
+from test_agent_runs import agent_spec, summarize_workflow
 from web_support import WAIT, Dashboard, dashboard
 
 from aop_mcp.agents.spec import AgentSpec
@@ -58,10 +60,10 @@ QUICK = {
 @pytest.fixture
 async def site(tmp_path: Path) -> AsyncIterator[Dashboard]:
     engine_callables.reset()
-    async with dashboard(tmp_path) as served:
+    async with dashboard(tmp_path) as started:
         for document in (HOLD, FAILING, QUICK):
-            await served.hub.workflows.define(document)
-        yield served
+            await started.hub.workflows.define(document)
+        yield started
     engine_callables.reset()
 
 
@@ -320,6 +322,23 @@ async def test_agents_list_and_agent_page(site: Dashboard) -> None:
     assert "v1" in page.text
     missing = await browser.get("/agents/nobody")
     assert missing.status_code == 404
+
+
+async def test_an_agents_page_lists_the_tasks_it_served(
+    site: Dashboard,
+    served: ToolServer,  # noqa: F811
+) -> None:
+    config = {"url": served.url, "tool": "summarize"}
+    await site.hub.agents.register(agent_spec("summarizer", "mcp", config))
+    await site.hub.workflows.define(summarize_workflow("brief"))
+    run = await site.hub.runs.start("summaries")
+    assert await finished(site, run.id) is RunStatus.SUCCEEDED
+    browser = await site.browser(Role.VIEWER)
+    page = await browser.get("/agents/summarizer")
+    assert f'href="/runs/{run.id}"' in page.text
+    assert "brief" in page.text
+    panel = await browser.get(f"/runs/{run.id}/tasks/brief", headers={"HX-Request": "true"})
+    assert 'href="/agents/summarizer"' in panel.text  # the attempt names its agent
 
 
 async def test_unknown_run_is_a_404_page_and_static_files_are_served(site: Dashboard) -> None:
