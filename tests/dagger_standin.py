@@ -21,6 +21,10 @@ written files at their container paths, cache volumes (directories kept for the 
 life) at their mount paths, only the container's variables, and no network. Each exec is
 recorded in `execs`. An exec whose arguments include `stall_marker` never finishes until
 `release()`, like an engine that stopped answering.
+
+`session_cli` writes a fake `dagger` CLI whose `dagger session` serves the stand-in on a port
+of its own (it forwards every connection), as a real session does: when that process dies,
+its port refuses connections and those open through it are cut. Each start is recorded.
 """
 
 from __future__ import annotations
@@ -29,7 +33,10 @@ import asyncio
 import base64
 import dataclasses
 import hashlib
+import os
 import shutil
+import signal
+import sys
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -148,6 +155,7 @@ class DaggerStandIn:
         self.pull_seconds = 0.0  # how long an image's first use takes, as a cold pull does
         self.pulled: set[str] = set()  # images pulled so far
         self.queries: list[str] = []
+        self.introspections = 0  # schema introspections answered: one per SDK connection
         self.invalid: list[str] = []  # validation errors: must stay empty
         self.refused = 0  # requests without the right token
         self.execs: list[ExecRecord] = []
@@ -174,6 +182,7 @@ class DaggerStandIn:
             return JSONResponse({"errors": [{"message": "unauthorized"}]}, status_code=401)
         source = (await request.json())["query"]
         self.queries.append(source)
+        self.introspections += "__schema" in source
         if source in self._introspection:
             return JSONResponse(self._introspection[source])
         body = await self._answer(source)
@@ -380,3 +389,90 @@ class DaggerStandIn:
 
 def _type_name(value: Any, *_: Any) -> str:
     return {Container: "Container", SecretValue: "Secret", Volume: "CacheVolume"}[type(value)]
+
+
+# --- a fake `dagger` CLI ----------------------------------------------------------------------
+
+# `dagger session` as the fake CLI plays it: record the start, run `before` (Python), serve the
+# stand-in on a port of its own, print that session, and end when stdin closes. Formatted with
+# `before`, `starts`, `ended` (files), `port` (the stand-in's) and `token`.
+_SESSION = """
+import asyncio, os
+with open({starts!r}, "a") as starts:
+    starts.write(f"{{os.getpid()}}\\n")
+{before}
+
+async def pipe(reader, writer):
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except OSError:
+        pass
+    finally:
+        writer.close()
+
+async def forward(reader, writer):
+    upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", {port})
+    await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+
+async def main():
+    server = await asyncio.start_server(forward, "127.0.0.1", 0)
+    own = server.sockets[0].getsockname()[1]
+    print(json.dumps({{"port": own, "session_token": {token!r}}}), flush=True)
+    await asyncio.to_thread(sys.stdin.read)
+
+asyncio.run(main())
+open({ended!r}, "w").close()
+"""
+
+
+def fake_cli(tmp_path: Path, script: str) -> Path:
+    """A `dagger` on tmp_path/bin that runs `script` (Python) as `dagger session` would."""
+    cli = tmp_path / "bin" / "dagger"
+    cli.parent.mkdir(exist_ok=True)
+    cli.write_text(f"#!{sys.executable}\nimport json, sys\n{script}\n")
+    cli.chmod(0o755)
+    return cli
+
+
+def session_cli(tmp_path: Path, port: int, token: str, before: str = "") -> dict[str, str]:
+    """A fake `dagger` (tmp_path/bin) whose `dagger session` runs `before` (Python), then
+    serves the stand-in on `port` (see the module docstring) until its stdin closes, and
+    writes tmp_path/ended; the variables that lead the executor to it."""
+    files = {"starts": str(tmp_path / "starts"), "ended": str(tmp_path / "ended")}
+    fake_cli(tmp_path, _SESSION.format(before=before, port=port, token=token, **files))
+    return {"PATH": str(tmp_path / "bin"), "_EXPERIMENTAL_DAGGER_RUNNER_HOST": "tcp://x:1"}
+
+
+def session_starts(tmp_path: Path) -> list[int]:
+    """The process ids of the `dagger session`s the fake CLI in tmp_path started, in order."""
+    starts = tmp_path / "starts"
+    return [int(line) for line in starts.read_text().split()] if starts.exists() else []
+
+
+def running(pid: int) -> bool:
+    """Whether process `pid` still runs (a zombie has ended: its sockets are closed)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+async def killed(pid: int) -> None:
+    """Kill process `pid` and return once it has ended (its sockets are closed by then)."""
+    try:
+        pidfd = os.pidfd_open(pid)  # readable once the process has exited
+    except ProcessLookupError:
+        return
+    loop = asyncio.get_running_loop()
+    exited = asyncio.Event()
+    loop.add_reader(pidfd, exited.set)
+    try:
+        os.kill(pid, signal.SIGKILL)
+        async with asyncio.timeout(10):
+            await exited.wait()
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)

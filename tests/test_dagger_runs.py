@@ -4,20 +4,22 @@ engine session on 127.0.0.1."""
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
-from dagger_standin import serving_standin
+from dagger_standin import running, serving_standin, session_cli, session_starts
 from engine_support import WAIT, hub_on, run_to_end, settings_for
 
 from aop_mcp.api.schemas import TaskOutputView
 from aop_mcp.executors.dagger_executor import DaggerExecutor
 from aop_mcp.hub import Hub, open_hub
 from aop_mcp.mcp.views import output_view
-from aop_mcp.models import FailureKind, RunStatus, TaskStatus
+from aop_mcp.models import FailureKind, RunStatus, TaskOutput, TaskStatus
+from aop_mcp.ports.executor import ExecutionRequest
 
 pytestmark = pytest.mark.anyio
 
@@ -151,3 +153,50 @@ async def test_without_an_engine_a_dagger_task_fails_once_within_a_second(
     assert task.error.kind is FailureKind.MISCONFIGURED
     assert task.error.message.startswith("no Dagger engine for this task")
     assert letter.error == task.error
+
+
+def two_steps() -> dict[str, Any]:
+    first = dagger_task("first", ["echo", "one"])
+    second = dagger_task("second", ["echo", "two"], needs=["first"])
+    return {"name": "two-steps", "tasks": [first, second]}
+
+
+async def test_closing_the_hub_ends_the_dagger_session_its_tasks_shared(tmp_path: Path) -> None:
+    async with serving_standin(tmp_path / "standin") as (standin, port):
+        cli_env = session_cli(tmp_path, port, standin.token)
+        async with hub_on(tmp_path, dagger_env=cli_env) as hub:
+            run_id = await run_to_end(hub, two_steps())
+            assert (await hub.runs.get(run_id)).run.status is RunStatus.SUCCEEDED
+            [pid] = session_starts(tmp_path)  # one `dagger session` for both tasks
+            assert running(pid)
+        assert not running(pid)
+        assert (tmp_path / "ended").exists()  # ended by closing its stdin, not killed
+        assert standin.introspections == 1
+
+
+class FailsToClose:
+    """An executor whose `aclose` raises."""
+
+    name = "fails-to-close"
+    version = "1"
+
+    async def execute(self, request: ExecutionRequest) -> TaskOutput:
+        raise AssertionError("never given a task")
+
+    async def aclose(self) -> None:
+        raise RuntimeError("cannot close")
+
+
+async def test_an_executor_that_fails_to_close_does_not_keep_the_dagger_session_alive(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with serving_standin(tmp_path / "standin") as (standin, port):
+        dagger = DaggerExecutor(session_cli(tmp_path, port, standin.token))
+        executors = {"first": FailsToClose(), "dagger": dagger}
+        settings = settings_for(tmp_path)
+        with caplog.at_level(logging.ERROR):
+            async with open_hub(settings, adopt_orphans=True, executors=executors) as hub:
+                await run_to_end(hub, two_steps())
+                [pid] = session_starts(tmp_path)
+        assert not running(pid)
+    assert "closing executor 'fails-to-close' failed" in caplog.text

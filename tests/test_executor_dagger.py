@@ -16,8 +16,8 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from contextlib import aclosing, asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,16 @@ import anyio
 import httpx
 import pytest
 from cryptography.fernet import Fernet
-from dagger_standin import SCHEMA, DaggerStandIn, serving_standin
+from dagger_standin import (
+    SCHEMA,
+    DaggerStandIn,
+    fake_cli,
+    killed,
+    running,
+    serving_standin,
+    session_cli,
+    session_starts,
+)
 from servers import serve_in_loop
 
 from aop_mcp.config import dagger_environment, load_settings
@@ -33,7 +42,7 @@ from aop_mcp.engine import ManualClock
 from aop_mcp.executors.dagger_engine import diagnose_engine
 from aop_mcp.executors.dagger_executor import DaggerExecutor, Limits
 from aop_mcp.models import FailureKind, TaskOutput
-from aop_mcp.ports.executor import AttemptFailed, ExecutionRequest
+from aop_mcp.ports.executor import AttemptFailed, ExecutionRequest, SecretSource
 from aop_mcp.security.secrets import SecretService
 from aop_mcp.store import SqliteStore
 from aop_mcp.workflow import DaggerRun
@@ -52,12 +61,38 @@ class Engine:
 
     env: dict[str, str]
     standin: DaggerStandIn | None
+    made: list[DaggerExecutor] = field(default_factory=list)
+
+    def executor(
+        self,
+        secrets: SecretSource | None = None,
+        *,
+        env: dict[str, str] | None = None,
+        **options: Any,
+    ) -> DaggerExecutor:
+        """A DaggerExecutor on this engine (or on `env`), closed when the engine's block ends."""
+        executor = DaggerExecutor(self.env if env is None else env, secrets, **options)
+        self.made.append(executor)
+        return executor
+
+    async def close(self) -> None:
+        for executor in self.made:
+            await executor.aclose()
+
+    def cli_env(self, tmp_path: Path, before: str = "") -> dict[str, str]:
+        """A fake `dagger` CLI whose sessions serve this stand-in (`session_cli`)."""
+        port, token = int(self.env["DAGGER_SESSION_PORT"]), self.env["DAGGER_SESSION_TOKEN"]
+        return session_cli(tmp_path, port, token, before)
 
 
 @asynccontextmanager
 async def standin_engine(tmp_path: Path) -> AsyncIterator[Engine]:
     async with serving_standin(tmp_path / "standin") as (standin, port):
-        yield Engine(standin.session_env(port), standin)
+        engine = Engine(standin.session_env(port), standin)
+        try:
+            yield engine
+        finally:
+            await engine.close()
 
 
 @pytest.fixture(params=["standin", pytest.param("real", marks=pytest.mark.dagger_engine)])
@@ -68,7 +103,9 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         diagnosis = diagnose_engine(env)
         if not diagnosis.found:
             pytest.skip(f"no Dagger engine: {diagnosis.detail}")
-        yield Engine(env, None)
+        engine = Engine(env, None)
+        yield engine
+        await engine.close()
         return
     async with standin_engine(tmp_path) as standin:
         yield standin
@@ -114,7 +151,7 @@ def python(script: str) -> list[str]:
 async def test_a_container_task_returns_stdout_json_and_the_image_digest(
     engine: Engine, tmp_path: Path
 ) -> None:
-    output = await run(DaggerExecutor(engine.env), attempt(tmp_path, sh("echo '{\"n\": 2}'")))
+    output = await run(engine.executor(), attempt(tmp_path, sh("echo '{\"n\": 2}'")))
     assert (output.exit_code, output.stdout, output.stderr) == (0, '{"n": 2}\n', "")
     assert output.json == {"n": 2}
     assert output.image_digest is not None
@@ -129,7 +166,7 @@ async def test_a_failing_command_fails_with_its_exit_code_and_stderr(
     engine: Engine, tmp_path: Path
 ) -> None:
     failed = await failure(
-        DaggerExecutor(engine.env), attempt(tmp_path, sh("echo partial; echo oops >&2; exit 3"))
+        engine.executor(), attempt(tmp_path, sh("echo partial; echo oops >&2; exit 3"))
     )
     assert failed.error.kind is FailureKind.EXIT_CODE
     assert failed.error.exit_code == 3
@@ -146,7 +183,7 @@ async def test_env_workdir_and_files_reach_the_command(engine: Engine, tmp_path:
         workdir="/src",
         files={"data.txt": "from a file", "/config/app.ini": "x=1"},
     )
-    output = await run(DaggerExecutor(engine.env), request)
+    output = await run(engine.executor(), request)
     assert output.stdout == "hello|/src|from a file|x=1|build\n"
     if engine.standin is not None:
         [received] = engine.standin.execs
@@ -162,7 +199,7 @@ async def test_a_secret_reaches_the_command_but_never_its_output(
     await secrets.set("API_KEY", SECRET)
     script = 'echo "key=$API_KEY"; echo "$API_KEY" >&2; printf %s "$API_KEY" | sha256sum'
     request = attempt(tmp_path, sh(script), secrets=["API_KEY"])
-    output = await run(DaggerExecutor(engine.env, secrets), request)
+    output = await run(engine.executor(secrets), request)
     digest = hashlib.sha256(SECRET.encode()).hexdigest()
     assert output.stdout == f"key=***\n{digest}  -\n"
     assert output.stderr == "***\n"
@@ -177,7 +214,7 @@ async def test_a_failure_message_never_shows_a_secret(
 ) -> None:
     await secrets.set("API_KEY", SECRET)
     request = attempt(tmp_path, sh('echo "bad key $API_KEY" >&2; exit 1'), secrets=["API_KEY"])
-    failed = await failure(DaggerExecutor(engine.env, secrets), request)
+    failed = await failure(engine.executor(secrets), request)
     assert failed.error.message == "exited with code 1: bad key ***"
     assert failed.output is not None
     assert SECRET not in failed.output.stderr
@@ -198,7 +235,7 @@ async def test_a_secret_printed_as_json_is_masked_in_stdout_stderr_and_the_json(
     key = 'pä"ss\\x'  # JSON escapes three of its characters, one only with ensure_ascii
     await secrets.set("API_KEY", key)
     request = attempt(tmp_path, python(PRINTS_THE_KEY_AS_JSON), secrets=["API_KEY"])
-    output = await run(DaggerExecutor(engine.env, secrets), request)
+    output = await run(engine.executor(secrets), request)
     assert output.stdout == '{"key": "***", "nested": [{"k***": "x***"}]}\n'
     assert output.json == {"key": "***", "nested": [{"k***": "x***"}]}
     assert output.stderr == '"***" "***"\n'
@@ -216,7 +253,7 @@ async def test_the_json_of_stdout_is_masked_even_where_its_text_spells_a_secret_
         ".replace('u00e4', 'u00E4'))"
     )
     request = attempt(tmp_path, python(script), secrets=["API_KEY"])
-    output = await run(DaggerExecutor(engine.env, secrets), request)
+    output = await run(engine.executor(secrets), request)
     assert output.json == {"key": "***"}
 
 
@@ -225,7 +262,7 @@ async def test_even_a_one_character_secret_is_masked_along_with_lookalikes(
 ) -> None:
     await secrets.set("PIN", "Q")
     request = attempt(tmp_path, sh('echo "$PIN-Quiet"'), secrets=["PIN"])
-    output = await run(DaggerExecutor(engine.env, secrets), request)
+    output = await run(engine.executor(secrets), request)
     assert output.stdout == "***-***uiet\n"  # the price of never showing a short secret
 
 
@@ -244,7 +281,7 @@ async def test_a_secret_deleted_and_set_again_changes_the_cache_facts(
 
 
 async def test_a_cache_volume_keeps_files_between_runs(engine: Engine, tmp_path: Path) -> None:
-    executor = DaggerExecutor(engine.env)
+    executor = engine.executor()
     volumes = {f"aop-test-{uuid.uuid4().hex[:12]}": "/cache"}  # fresh on a real engine too
     await run(executor, attempt(tmp_path, sh("echo first > /cache/mark"), cache_volumes=volumes))
     output = await run(executor, attempt(tmp_path, ["cat", "/cache/mark"], cache_volumes=volumes))
@@ -256,7 +293,7 @@ async def test_a_command_over_its_timeout_is_stopped_inside_the_container(
 ) -> None:
     started = time.monotonic()
     failed = await failure(
-        DaggerExecutor(engine.env), attempt(tmp_path, sh("echo started; sleep 30"), timeout=1)
+        engine.executor(), attempt(tmp_path, sh("echo started; sleep 30"), timeout=1)
     )
     assert failed.error.kind is FailureKind.TIMEOUT
     assert failed.error.message == "timed out after 1s"
@@ -274,7 +311,7 @@ async def test_a_command_over_its_timeout_is_stopped_inside_the_container(
 async def test_an_engine_that_stops_answering_is_abandoned_after_the_grace(tmp_path: Path) -> None:
     async with standin_engine(tmp_path) as engine:
         assert engine.standin is not None
-        executor = DaggerExecutor(engine.env, grace=0.2)
+        executor = engine.executor(grace=0.2)
         started = time.monotonic()
         request = attempt(tmp_path, ["sleep", engine.standin.stall_marker], timeout=0.3)
         failed = await failure(executor, request)
@@ -287,7 +324,7 @@ async def test_a_slow_image_pull_does_not_count_against_the_timeout(tmp_path: Pa
     async with standin_engine(tmp_path) as engine:
         assert engine.standin is not None
         engine.standin.pull_seconds = 3  # a cold pull, longer than timeout + grace
-        executor = DaggerExecutor(engine.env, grace=0.5)
+        executor = engine.executor(grace=0.5)
         output = await run(executor, attempt(tmp_path, ["echo", "quick"], timeout=1))
         assert engine.standin.pulled == {IMAGE}
     assert output.stdout == "quick\n"
@@ -300,7 +337,7 @@ async def test_an_image_pull_over_its_limit_fails_as_an_error_naming_the_pull(
     async with standin_engine(tmp_path) as engine:
         assert engine.standin is not None
         engine.standin.pull_seconds = 60
-        executor = DaggerExecutor(engine.env, limits=Limits(pull=0.5))
+        executor = engine.executor(limits=Limits(pull=0.5))
         started = time.monotonic()
         failed = await failure(executor, attempt(tmp_path, ["true"], timeout=30))
         assert engine.standin.execs == []
@@ -315,7 +352,7 @@ async def test_an_image_pull_over_its_limit_fails_as_an_error_naming_the_pull(
 async def test_a_cancelled_attempt_stops_and_reraises(tmp_path: Path) -> None:
     async with standin_engine(tmp_path) as engine:
         assert engine.standin is not None
-        executor = DaggerExecutor(engine.env)
+        executor = engine.executor()
         request = attempt(tmp_path, ["sleep", engine.standin.stall_marker])
         task = asyncio.create_task(executor.execute(request))
         with anyio.fail_after(WAIT):
@@ -325,42 +362,126 @@ async def test_a_cancelled_attempt_stops_and_reraises(tmp_path: Path) -> None:
             await task
 
 
-def fake_cli(tmp_path: Path, script: str) -> Path:
-    """A `dagger` on tmp_path/bin that runs `script` (Python) as `dagger session` would."""
-    cli = tmp_path / "bin" / "dagger"
-    cli.parent.mkdir(exist_ok=True)
-    cli.write_text(f"#!{sys.executable}\nimport json, sys\n{script}\n")
-    cli.chmod(0o755)
-    return cli
-
-
-def session_cli(tmp_path: Path, engine: Engine, before: str = "") -> dict[str, str]:
-    """A fake `dagger` that runs `before` (Python), then gives the stand-in's session and
-    waits for its stdin to close; the variables that lead the executor to it."""
-    port, token = engine.env["DAGGER_SESSION_PORT"], engine.env["DAGGER_SESSION_TOKEN"]
-    fake_cli(
-        tmp_path,
-        f"{before}\n"
-        f"print(json.dumps({{'port': {port}, 'session_token': {token!r}}}), flush=True)\n"
-        f"sys.stdin.read()\nopen({str(tmp_path / 'ended')!r}, 'w').close()",
-    )
-    return {"PATH": str(tmp_path / "bin"), "_EXPERIMENTAL_DAGGER_RUNNER_HOST": "tcp://x:1"}
-
-
-async def test_the_cli_route_starts_a_session_and_ends_it(tmp_path: Path) -> None:
+async def test_the_cli_route_starts_a_session_and_closing_the_executor_ends_it(
+    tmp_path: Path,
+) -> None:
     async with standin_engine(tmp_path) as engine:
         arguments = f"open({str(tmp_path / 'args')!r}, 'w').write(' '.join(sys.argv[1:]))"
-        env = session_cli(tmp_path, engine, arguments)
-        output = await run(DaggerExecutor(env), attempt(tmp_path, ["echo", "via the CLI"]))
+        executor = engine.executor(env=engine.cli_env(tmp_path, arguments))
+        output = await run(executor, attempt(tmp_path, ["echo", "via the CLI"]))
+        [pid] = session_starts(tmp_path)
+        assert running(pid)  # kept for the next attempt
+        with anyio.fail_after(WAIT):
+            await executor.aclose()
+        assert not running(pid)
     assert output.stdout == "via the CLI\n"
     assert (tmp_path / "args").read_text().startswith("session --label dagger.io/sdk.name:python")
     assert (tmp_path / "ended").exists()  # stdin was closed: the CLI ended its session
 
 
+async def test_attempts_one_after_another_start_dagger_session_once(tmp_path: Path) -> None:
+    async with standin_engine(tmp_path) as engine:
+        assert engine.standin is not None
+        executor = engine.executor(env=engine.cli_env(tmp_path))
+        outputs = [await run(executor, attempt(tmp_path, ["echo", str(n)])) for n in range(3)]
+        assert [output.stdout for output in outputs] == ["0\n", "1\n", "2\n"]
+        assert len(session_starts(tmp_path)) == 1
+        assert engine.standin.introspections == 1  # one connection, its API loaded once
+
+
+async def test_concurrent_first_attempts_share_one_dagger_session(tmp_path: Path) -> None:
+    async with standin_engine(tmp_path) as engine:
+        assert engine.standin is not None
+        # The start takes a while, so every attempt arrives while it is under way.
+        executor = engine.executor(env=engine.cli_env(tmp_path, "import time; time.sleep(0.5)"))
+        requests = [attempt(tmp_path, ["echo", str(n)]) for n in range(4)]
+        outputs = await asyncio.gather(*(run(executor, request) for request in requests))
+        assert sorted(output.stdout for output in outputs) == ["0\n", "1\n", "2\n", "3\n"]
+        assert len(session_starts(tmp_path)) == 1
+        assert engine.standin.introspections == 1
+
+
+async def test_a_dagger_session_that_died_is_started_again_for_the_next_attempt(
+    tmp_path: Path,
+) -> None:
+    async with standin_engine(tmp_path) as engine:
+        executor = engine.executor(env=engine.cli_env(tmp_path))
+        await run(executor, attempt(tmp_path, ["true"]))
+        [first] = session_starts(tmp_path)
+        await killed(first)
+        output = await run(executor, attempt(tmp_path, ["echo", "on a new session"]))
+        assert output.stdout == "on a new session\n"
+        [_, second] = session_starts(tmp_path)
+        assert running(second)
+
+
+async def test_an_attempt_whose_dagger_session_dies_fails_as_an_error_and_the_next_starts_anew(
+    tmp_path: Path,
+) -> None:
+    async with standin_engine(tmp_path) as engine:
+        assert engine.standin is not None
+        executor = engine.executor(env=engine.cli_env(tmp_path))
+        stuck = asyncio.create_task(
+            failure(executor, attempt(tmp_path, ["sleep", engine.standin.stall_marker]))
+        )
+        with anyio.fail_after(WAIT):
+            await engine.standin.exec_started.wait()
+        [first] = session_starts(tmp_path)
+        await killed(first)  # its port closes, and the connection through it is cut
+        failed = await stuck
+        assert failed.error.kind is FailureKind.ERROR  # retried, as any engine failure
+        assert failed.error.message.startswith("the Dagger engine failed: ")
+        output = await run(executor, attempt(tmp_path, ["echo", "again"]))
+        assert output.stdout == "again\n"
+        assert len(session_starts(tmp_path)) == 2
+
+
+async def test_a_timed_out_or_cancelled_attempt_leaves_the_shared_session_to_the_others(
+    tmp_path: Path,
+) -> None:
+    async with standin_engine(tmp_path) as engine:
+        standin = engine.standin
+        assert standin is not None
+        executor = engine.executor(env=engine.cli_env(tmp_path), grace=0.2)
+        stuck = attempt(tmp_path, ["sleep", standin.stall_marker], timeout=0.3)
+        timed_out, quick = await asyncio.gather(
+            failure(executor, stuck), run(executor, attempt(tmp_path, ["echo", "quick"]))
+        )
+        assert timed_out.error.kind is FailureKind.TIMEOUT
+        assert quick.stdout == "quick\n"
+
+        standin.exec_started.clear()
+        cancelled = asyncio.create_task(
+            executor.execute(attempt(tmp_path, ["sleep", standin.stall_marker]))
+        )
+        with anyio.fail_after(WAIT):
+            await standin.exec_started.wait()
+        cancelled.cancel()
+        with anyio.fail_after(2), pytest.raises(asyncio.CancelledError):
+            await cancelled
+
+        after = await run(executor, attempt(tmp_path, ["echo", "after"]))
+        assert after.stdout == "after\n"
+        assert len(session_starts(tmp_path)) == 1
+        assert standin.introspections == 1
+
+
+async def test_attempts_on_a_running_session_share_one_connection(tmp_path: Path) -> None:
+    async with standin_engine(tmp_path) as engine:
+        assert engine.standin is not None
+        executor = engine.executor()
+        await run(executor, attempt(tmp_path, ["true"]))
+        requests = [attempt(tmp_path, ["echo", str(n)]) for n in range(3)]
+        await asyncio.gather(*(run(executor, request) for request in requests))
+        await run(executor, attempt(tmp_path, ["true"]))
+        assert len(engine.standin.execs) == 5
+        assert engine.standin.introspections == 1
+
+
 async def test_a_slow_engine_start_does_not_count_against_the_timeout(tmp_path: Path) -> None:
     async with standin_engine(tmp_path) as engine:
-        env = session_cli(tmp_path, engine, "import time; time.sleep(3)")
-        executor = DaggerExecutor(env, grace=0.5)
+        env = engine.cli_env(tmp_path, "import time; time.sleep(3)")
+        executor = engine.executor(env=env, grace=0.5)
         output = await run(executor, attempt(tmp_path, ["echo", "quick"], timeout=1))
     assert output.stdout == "quick\n"
     assert output.duration < 1
@@ -371,8 +492,8 @@ async def test_an_engine_start_over_its_limit_fails_as_an_error_naming_it(
 ) -> None:
     fake_cli(tmp_path, "sys.stdin.read()")  # never gives a session
     env = {"PATH": str(tmp_path / "bin"), "_EXPERIMENTAL_DAGGER_RUNNER_HOST": "tcp://x:1"}
-    executor = DaggerExecutor(env, limits=Limits(start=0.5))
-    failed = await failure(executor, attempt(tmp_path, ["true"], timeout=30))
+    async with aclosing(DaggerExecutor(env, limits=Limits(start=0.5))) as executor:
+        failed = await failure(executor, attempt(tmp_path, ["true"], timeout=30))
     assert failed.error.kind is FailureKind.ERROR
     assert failed.error.message == (
         "the Dagger engine did not start: `dagger session` gave no session within 0.5s "
@@ -396,9 +517,9 @@ async def test_the_dagger_cli_gets_only_its_own_variables_never_the_hubs(
     recorded = tmp_path / "environment.json"
     async with standin_engine(tmp_path) as engine:
         record = f"import os; open({str(recorded)!r}, 'w').write(json.dumps(dict(os.environ)))"
-        cli_env = session_cli(tmp_path, engine, record)
+        cli_env = engine.cli_env(tmp_path, record)
         settings = load_settings({**hub_env, **cli_env})
-        await run(DaggerExecutor(settings.dagger_env), attempt(tmp_path, ["true"]))
+        await run(engine.executor(env=settings.dagger_env), attempt(tmp_path, ["true"]))
     seen = json.loads(recorded.read_text())
     seen.pop("LC_CTYPE", None)  # Python's own locale coercion, in the fake CLI
     assert seen == {**cli_env, "HOME": hub_env["HOME"], "HTTPS_PROXY": hub_env["HTTPS_PROXY"]}
@@ -407,9 +528,28 @@ async def test_the_dagger_cli_gets_only_its_own_variables_never_the_hubs(
 async def test_a_cli_that_cannot_start_a_session_fails_the_attempt(tmp_path: Path) -> None:
     fake_cli(tmp_path, "print('cannot reach the runner', file=sys.stderr)\nsys.exit(1)")
     env = {"PATH": str(tmp_path / "bin"), "_EXPERIMENTAL_DAGGER_RUNNER_HOST": "tcp://x:1"}
-    failed = await failure(DaggerExecutor(env), attempt(tmp_path, ["true"]))
+    async with aclosing(DaggerExecutor(env)) as executor:
+        failed = await failure(executor, attempt(tmp_path, ["true"]))
     assert failed.error.kind is FailureKind.ERROR
     assert failed.error.message == ("`dagger session` exited with code 1: cannot reach the runner")
+
+
+async def test_after_a_failed_engine_start_the_next_attempt_starts_it_again(
+    tmp_path: Path,
+) -> None:
+    once = tmp_path / "failed-once"
+    fails_first = (
+        f"import pathlib; mark = pathlib.Path({str(once)!r})\n"
+        "if not mark.exists():\n"
+        "    mark.touch(); print('runner not ready', file=sys.stderr); sys.exit(1)"
+    )
+    async with standin_engine(tmp_path) as engine:
+        executor = engine.executor(env=engine.cli_env(tmp_path, fails_first))
+        failed = await failure(executor, attempt(tmp_path, ["true"]))
+        output = await run(executor, attempt(tmp_path, ["echo", "started"]))
+    assert failed.error.message == "`dagger session` exited with code 1: runner not ready"
+    assert output.stdout == "started\n"
+    assert len(session_starts(tmp_path)) == 2
 
 
 # --- no engine, missing secrets, imports -------------------------------------------------------
@@ -430,7 +570,7 @@ async def test_a_missing_secret_fails_at_once_naming_it(
     tmp_path: Path, secrets: SecretService
 ) -> None:
     async with standin_engine(tmp_path) as engine:
-        executor = DaggerExecutor(engine.env, secrets)
+        executor = engine.executor(secrets)
         failed = await failure(executor, attempt(tmp_path, ["true"], secrets=["NOPE"]))
         assert engine.standin is not None
         assert engine.standin.execs == []

@@ -46,7 +46,7 @@ from aop_mcp.models import (
     TaskStatus,
 )
 from aop_mcp.ports.events import EventBus, InMemoryEventBus
-from aop_mcp.ports.executor import AttemptFailed, Executor
+from aop_mcp.ports.executor import AttemptFailed, ClosingExecutor, Executor
 from aop_mcp.ports.store import Store
 from aop_mcp.workflow import Graph, WorkflowDocument
 
@@ -122,6 +122,7 @@ class Engine:
 
         Every run this engine held is released so the next engine to start takes it over
         at once; the interrupted attempts are retried there without using up retries.
+        Then each executor that keeps something between attempts is closed (`aclose`).
         """
         if self._loop_task is None:
             return
@@ -136,6 +137,19 @@ class Engine:
             await self._loop_task
         self._loop_task = None
         self.leases.unregister()
+        await self._close_executors()
+
+    async def _close_executors(self) -> None:
+        """`aclose` each executor once (one may serve under several names); one that fails
+        is logged and the others are still closed."""
+        unique = {id(executor): executor for executor in self.executors.values()}
+        for executor in unique.values():
+            if not isinstance(executor, ClosingExecutor):
+                continue
+            try:
+                await executor.aclose()
+            except Exception:
+                log.exception("closing executor %r failed", executor.name)
 
     def _release_all(self, step: Step) -> None:
         self._drain_outcomes(step)

@@ -21,8 +21,8 @@ import asyncio
 import json
 import shutil
 import socket
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from importlib import metadata
 
@@ -179,16 +179,60 @@ def cli_environment(env: Mapping[str, str]) -> dict[str, str]:
     return {name: value for name, value in env.items() if name in _CLI_VARIABLES}
 
 
-@asynccontextmanager
-async def cli_session(
+class CliSession:
+    """A `dagger session` started by `start_cli_session`: its session, until `end()`.
+
+    It lives as long as its owner keeps it (the Dagger executor shares one between
+    attempts), so both of the CLI's pipes are read for its whole life: a full pipe would
+    block it mid-session.
+    """
+
+    def __init__(
+        self,
+        proc: asyncio.subprocess.Process,
+        session: Session,
+        readers: list[asyncio.Task[None]],
+    ) -> None:
+        self.session = session
+        self._proc = proc
+        self._readers = readers
+
+    @property
+    def exited(self) -> bool:
+        """Whether the CLI has ended, and its session with it."""
+        return self._proc.returncode is not None
+
+    async def answers(self) -> bool:
+        """Whether the CLI is running and its session's port accepts a connection.
+
+        The port closes the moment the CLI dies, before the exit is noticed here.
+        """
+        if self.exited:
+            return False
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                _, writer = await asyncio.open_connection("127.0.0.1", self.session.port)
+        except (OSError, TimeoutError):
+            return False
+        writer.close()
+        with suppress(OSError):
+            await writer.wait_closed()
+        return True
+
+    async def end(self) -> None:
+        """End the session (stdin closed), killing the CLI if it lingers; wait for it."""
+        await _end(self._proc, self._readers)
+
+
+async def start_cli_session(
     cli: Cli, env: Mapping[str, str], *, start_timeout: float = CLI_START_TIMEOUT
-) -> AsyncIterator[Session]:
-    """Start `dagger session` with `cli_environment(env)` and yield its session; end it
-    (stdin closed) after the block.
+) -> CliSession:
+    """Start `dagger session` with `cli_environment(env)` and return it once it gives its
+    session; raise EngineStartFailed (the CLI ended) if it does not.
 
     Spawned here rather than by the SDK so the path found on PATH is used (the SDK reads only
     `_EXPERIMENTAL_DAGGER_CLI_BIN`, else downloads one) and so a cancelled or timed-out
-    attempt is never stuck waiting on a thread that reads the CLI's output. An inherited
+    start is never stuck waiting on a thread that reads the CLI's output. An inherited
     environment would hand the CLI, and whatever it starts, the hub's token and secret key.
     """
     proc = await asyncio.create_subprocess_exec(
@@ -200,12 +244,14 @@ async def cli_session(
         env=cli_environment(env),
     )
     tail = bytearray()
-    drain = asyncio.create_task(_keep_tail(proc, tail))  # a full pipe would block the CLI
+    readers = [asyncio.create_task(_keep_tail(proc, tail))]
     try:
-        yield await _first_session(proc, tail, start_timeout)
-    finally:
-        await _end(proc)
-        drain.cancel()
+        session = await _first_session(proc, tail, start_timeout)
+    except BaseException:  # also cancelled: the CLI must not outlive a start nobody awaits
+        await _end(proc, readers)
+        raise
+    readers.append(asyncio.create_task(_discard(proc.stdout)))
+    return CliSession(proc, session, readers)
 
 
 async def _first_session(
@@ -254,7 +300,12 @@ async def _keep_tail(proc: asyncio.subprocess.Process, tail: bytearray) -> None:
         del tail[:-_TAIL]
 
 
-async def _end(proc: asyncio.subprocess.Process) -> None:
+async def _discard(stream: asyncio.StreamReader | None) -> None:
+    while stream is not None and await stream.read(65536):
+        pass
+
+
+async def _end(proc: asyncio.subprocess.Process, readers: list[asyncio.Task[None]]) -> None:
     """Close the CLI's stdin (how it is told to end), then kill it if it lingers."""
     if proc.stdin is not None:
         proc.stdin.close()
@@ -267,3 +318,5 @@ async def _end(proc: asyncio.subprocess.Process) -> None:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+        for reader in readers:
+            reader.cancel()

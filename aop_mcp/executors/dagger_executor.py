@@ -4,7 +4,9 @@ An attempt first looks for an engine (`dagger_engine`, without the network): wit
 fails at once, never retried, saying what is missing. Then it reveals the task's secrets,
 loads the SDK (on first use only, in a thread) and runs the pipeline of `dagger_pipeline`:
 image, workdir, env, secret variables, files, cache volumes, then the command. Its exit
-code, stdout and stderr come back as a local task's do, with the image digest.
+code, stdout and stderr come back as a local task's do, with the image digest. Attempts
+share one engine session and its connection (`dagger_sessions`): the first one opens it
+(on the CLI route, by starting `dagger session`), and `aclose` ends it.
 
 Secret values never leave the attempt: they are scrubbed (`***`) out of stdout, stderr,
 the JSON parsed from stdout and every error message before anything is returned, also where
@@ -12,12 +14,13 @@ the command printed them the way JSON spells them inside a string. Each attempt 
 AOP_RUN_ID, AOP_TASK_ID and AOP_ATTEMPT, which also keeps the engine from reusing an earlier
 attempt's result: the hub's own result cache (`cache: true`) decides about reuse.
 
-Getting ready (the engine's start, connecting, pulling the image) is bounded step by step
-(`Limits`), apart from the task's timeout: a cold pull must not use up a short timeout, nor
-fail as a timeout that a retry would only repeat. The timeout counts from when the command is
-sent, and is enforced twice: inside the container (`timeout`, which the image must have) so
-the command's output up to then comes back, and around the call, `grace` seconds later, so
-an engine that does not answer cannot hold the attempt's slot.
+Getting ready (the engine's start and connecting, once per session; pulling the image) is
+bounded step by step (`Limits`), apart from the task's timeout: a cold pull must not use up
+a short timeout, nor fail as a timeout that a retry would only repeat. The timeout counts
+from when the command is sent, and is enforced twice: inside the container (`timeout`,
+which the image must have) so the command's output up to then comes back, and around the
+call, `grace` seconds later, so an engine that does not answer cannot hold the attempt's
+slot.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import asyncio
 import importlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
+from types import ModuleType
 from typing import Any
 
 from aop_mcp.errors import SecretKeyMismatch, SecretNotFound
@@ -35,9 +39,9 @@ from aop_mcp.executors.dagger_engine import (
     Cli,
     EngineStartFailed,
     Session,
-    cli_session,
     diagnose_engine,
 )
+from aop_mcp.executors.dagger_sessions import Connector, SharedSession
 from aop_mcp.executors.scrub import Scrubber
 from aop_mcp.models import FailureKind, TaskError, TaskOutput
 from aop_mcp.ports.executor import AttemptFailed, ExecutionRequest, SecretSource
@@ -62,7 +66,7 @@ class Limits:
     """
 
     start: float = CLI_START_TIMEOUT  # `dagger session` gives a session (the CLI route)
-    connect: float = CONNECT_TIMEOUT  # the SDK connects and loads the API
+    connect: float = CONNECT_TIMEOUT  # the SDK connects and loads the API (once a session)
     pull: float = PULL_TIMEOUT  # the image is pulled and its digest known
     run: float | None = None  # from when the command is sent: the task's timeout + grace
 
@@ -91,14 +95,29 @@ class ContainerResult:
 
 
 class ContainerFailed(Exception):
-    """The engine could not run the job (as opposed to the command failing inside it)."""
+    """The engine could not run the job (as opposed to the command failing inside it).
+
+    `engine_lost`: no answer came back at all (refused, reset), so the session may be gone.
+    """
+
+    def __init__(self, message: str, *, engine_lost: bool = False) -> None:
+        super().__init__(message)
+        self.engine_lost = engine_lost
 
 
 class CommandAbandoned(Exception):
     """The command's call outlived `Limits.run`: the engine stopped answering."""
 
 
-JobRunner = Callable[[Session, ContainerJob, Limits], Awaitable[ContainerResult]]
+JobRunner = Callable[[Any, ContainerJob, Limits], Awaitable[ContainerResult]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Pipeline:
+    """`dagger_pipeline`, once loaded: how to connect to a session and run a job on it."""
+
+    connector: Connector
+    run_job: JobRunner
 
 
 class DaggerExecutor:
@@ -107,6 +126,7 @@ class DaggerExecutor:
     `engine_env` is `Settings.dagger_env` (the `dagger` CLI, when one is started, gets only
     its allowed variables); `secrets` reveals the hub's secrets; `grace` is how long past a
     task's timeout the call may take; `limits` bounds the steps before the command.
+    Call `aclose` when done with it: it ends the session its attempts shared.
     """
 
     name = "dagger"
@@ -124,7 +144,8 @@ class DaggerExecutor:
         self._secrets = secrets
         self._grace = grace
         self._limits = limits or Limits()
-        self._run_job: JobRunner | None = None
+        self._pipeline: _Pipeline | None = None
+        self._session = SharedSession(self._engine_env, self._limits.start)
 
     async def cache_facts(self, spec: Any) -> dict[str, Any]:
         """The revisions of the secrets the task uses (never their values): setting a secret
@@ -141,10 +162,10 @@ class DaggerExecutor:
         secrets = {name: await self._secret(name, reveal=True) for name in request.spec.secrets}
         job = _job(request, secrets)
         scrubber = Scrubber(secrets.values())
-        run_job = await self._runner()  # loading the SDK is not the task's time
+        pipeline = await self._loaded()  # loading the SDK is not the task's time
         limits = self._limits_for(request.timeout)
         try:
-            result = await self._call(run_job, diagnosis.route, job, limits)
+            result = await self._call(pipeline, diagnosis.route, job, limits)
         except CommandAbandoned:
             raise self._abandoned(request.timeout) from None
         except (ContainerFailed, EngineStartFailed) as exc:
@@ -154,14 +175,21 @@ class DaggerExecutor:
     def _limits_for(self, timeout: float | None) -> Limits:
         return replace(self._limits, run=None if timeout is None else timeout + self._grace)
 
+    async def aclose(self) -> None:
+        """End the shared session: its connection, and the `dagger session` started for it
+        (waiting for it to exit). Attempts after this open a new one."""
+        await self._session.aclose()
+
     async def _call(
-        self, run_job: JobRunner, route: Session | Cli, job: ContainerJob, limits: Limits
+        self, pipeline: _Pipeline, route: Session | Cli, job: ContainerJob, limits: Limits
     ) -> ContainerResult:
-        if isinstance(route, Cli):
-            env = self._engine_env
-            async with cli_session(route, env, start_timeout=limits.start) as session:
-                return await run_job(session, job, limits)
-        return await run_job(route, job, limits)
+        async with self._session.use(route, pipeline.connector) as link:
+            try:
+                return await pipeline.run_job(link.connection, job, limits)
+            except ContainerFailed as exc:
+                if exc.engine_lost:
+                    self._session.lose(link)
+                raise
 
     def _abandoned(self, timeout: float | None) -> AttemptFailed:
         assert timeout is not None  # `Limits.run`, the only bound that abandons, comes from it
@@ -170,11 +198,17 @@ class DaggerExecutor:
         )
         return _failed(FailureKind.TIMEOUT, message)
 
-    async def _runner(self) -> JobRunner:
-        if self._run_job is None:
+    async def _loaded(self) -> _Pipeline:
+        if self._pipeline is None:
             module = await asyncio.to_thread(importlib.import_module, _PIPELINE)
-            self._run_job = module.run_job
-        return self._run_job
+            self._pipeline = self._pipeline_of(module)
+        return self._pipeline
+
+    def _pipeline_of(self, module: ModuleType) -> _Pipeline:
+        async def connect(session: Session) -> object:
+            return await module.connect(session, self._limits.connect)
+
+        return _Pipeline(Connector(connect, module.disconnect), module.run_job)
 
     async def _secret(self, name: str, *, reveal: bool) -> str:
         """A secret's value (`reveal`) or its revision; a missing one fails the attempt."""

@@ -1,17 +1,28 @@
-"""The dagger-io side of the `dagger` executor: one container pipeline per attempt.
+"""The dagger-io side of the `dagger` executor: a connection per session, one container
+pipeline per attempt.
 
 Imported only when a dagger task runs, in a thread (the SDK takes seconds and tens of
 megabytes to load). dagger's errors stop here: everything else sees ContainerFailed.
 
-Each step has its own bound (`Limits`): connecting, pulling the image (`sync` of the bare
-`from` makes the engine pull it now, not when the command runs), then the command's call,
-timed from when it is sent. Only that last bound ends as CommandAbandoned (a timeout); the
-others fail as ContainerFailed naming the step.
+`connect` connects to a session and loads its API once; the executor shares the connection
+among its attempts (`dagger_sessions`), which query it at the same time. The SDK allows
+that: each query is its own HTTP request on httpx's connection pool (the SDK itself sends
+several at once to resolve IDs), and a query abandoned by a cancelled attempt closes only
+its own HTTP connection. What would not allow it is gql's reconnecting session, which any
+SDK retry setting brings: when one request fails to connect it closes the HTTP client and
+opens another, cutting every other query in flight and refusing new ones meanwhile. So the
+connection has no retries at all (`retry=None`), which also keeps a query from being sent
+twice (a retried withExec would run the command again).
+
+Each step of an attempt has its own bound (`Limits`): connecting (once per session), pulling
+the image (`sync` of the bare `from` makes the engine pull it now, not when the command
+runs), then the command's call, timed from when it is sent. Only that last bound ends as
+CommandAbandoned (a timeout); the others fail as ContainerFailed naming the step.
 
 The client is built on an explicit session (port and token) rather than through
 `dagger.connection()`, which reads the session from os.environ and otherwise downloads a
-CLI. That takes three SDK classes from `dagger.client`'s private modules, kept to
-`_connection`.
+CLI. That takes four SDK classes from `dagger.client`'s private modules, kept to
+`_connection` (and `disconnect`, which reaches gql's transport).
 """
 
 from __future__ import annotations
@@ -21,8 +32,9 @@ import time
 from collections.abc import Awaitable
 
 import dagger
+import httpx
 from dagger.client._config import ConnectConfig
-from dagger.client._session import ConnectParams, SingleConnection
+from dagger.client._session import ConnectParams, SingleConnection, TelemetryTransport
 
 from aop_mcp.executors.dagger_engine import Session
 from aop_mcp.executors.dagger_executor import (
@@ -33,34 +45,56 @@ from aop_mcp.executors.dagger_executor import (
     Limits,
 )
 
+# Each attempt holds an HTTP connection for as long as its command runs: the pool must not
+# make an attempt wait for another's to end, its step's clock running. The engine's own
+# concurrency limit bounds them instead.
+_POOL = httpx.Limits(max_connections=None, max_keepalive_connections=20)
 
-async def run_job(session: Session, job: ContainerJob, limits: Limits) -> ContainerResult:
-    """Run `job` on the engine behind `session`; raise ContainerFailed if the engine fails,
+
+async def connect(session: Session, limit: float) -> SingleConnection:
+    """A connection to `session` with its API loaded; ContainerFailed if that fails or
+    takes over `limit` seconds."""
+    conn = _connection(session, limit)
+    overdue = f"the Dagger engine did not answer within {limit:g}s of connecting"
+    try:
+        # connect() rather than `async with`: entering the connection would also set up
+        # the SDK's OpenTelemetry, process-wide.
+        await _bounded(conn.connect(), limit, overdue)
+    except BaseException:
+        await disconnect(conn)
+        raise
+    return conn
+
+
+async def disconnect(conn: SingleConnection) -> None:
+    """Close a connection made by `connect`, also one whose connecting failed midway."""
+    try:
+        await conn.close()
+    finally:
+        # A connect cancelled during introspection leaves gql's transport open and
+        # unknown to the SDK's stack, so close() alone would leak its HTTP client.
+        await conn.session.client.transport.close()
+
+
+async def run_job(conn: SingleConnection, job: ContainerJob, limits: Limits) -> ContainerResult:
+    """Run `job` on the engine behind `conn`; raise ContainerFailed if the engine fails,
     or a step overruns its limit, and CommandAbandoned if the command's call overruns.
 
     A command that exits non-zero is a result, not a failure: its exit code, stdout and
-    stderr come back like a successful one's.
+    stderr come back like a successful one's. ContainerFailed says `engine_lost` when no
+    answer came back at all (refused, reset, not HTTP): the session may be gone.
     """
-    conn = _connection(session, limits.connect)
-    try:
-        overdue = f"the Dagger engine did not answer within {limits.connect:g}s of connecting"
-        # connect() rather than `async with`: entering the connection would also set up
-        # the SDK's OpenTelemetry, process-wide.
-        await _bounded(conn.connect(), limits.connect, overdue)
-        return await _run(dagger.Client.from_connection(conn), job, limits)
-    finally:
-        await conn.close()
+    return await _run(dagger.Client.from_connection(conn), job, limits)
 
 
-def _connection(session: Session, connect: float) -> SingleConnection:
-    # execute=False: a query is never sent twice (a retried withExec would run the command
-    # again); connect=False: the engine was just found answering, and a task's retry policy
-    # is the one place that decides about trying again.
-    config = ConnectConfig(
-        timeout=dagger.Timeout(None, connect=connect),
-        retry=dagger.Retry(connect=False, execute=False),
-    )
-    return SingleConnection(ConnectParams(port=session.port, session_token=session.token), config)
+def _connection(session: Session, limit: float) -> SingleConnection:
+    # retry=None: no gql reconnecting session (see the module docstring) and no query sent
+    # twice; a task's retry policy is the one place that decides about trying again.
+    config = ConnectConfig(timeout=dagger.Timeout(None, connect=limit), retry=None)
+    params = ConnectParams(port=session.port, session_token=session.token)
+    conn = SingleConnection(params, config)
+    conn.session.client.transport.kwargs["transport"] = TelemetryTransport(limits=_POOL)
+    return conn
 
 
 async def _run(client: dagger.Client, job: ContainerJob, limits: Limits) -> ContainerResult:
@@ -78,7 +112,7 @@ async def _run(client: dagger.Client, job: ContainerJob, limits: Limits) -> Cont
     except Exception as exc:
         if timer.expired():
             raise CommandAbandoned from None
-        raise ContainerFailed(_describe(exc)) from exc
+        raise _failed(exc) from exc
     return ContainerResult(code, stdout, stderr, image_ref, time.monotonic() - started)
 
 
@@ -108,7 +142,7 @@ async def _bounded[T](step: Awaitable[T], seconds: float, overdue: str) -> T:
         # is, the call to the engine failed. The executor scrubs secrets out of the message.
         if timer.expired():
             raise ContainerFailed(overdue) from None
-        raise ContainerFailed(_describe(exc)) from exc
+        raise _failed(exc) from exc
 
 
 def _prepared(client: dagger.Client, ctr: dagger.Container, job: ContainerJob) -> dagger.Container:
@@ -127,6 +161,8 @@ def _prepared(client: dagger.Client, ctr: dagger.Container, job: ContainerJob) -
     return ctr
 
 
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"the Dagger engine failed: {text}" if text else f"the Dagger engine failed: {exc!r}"
+def _failed(exc: BaseException) -> ContainerFailed:
+    text = str(exc).strip() or repr(exc)
+    # The SDK's TransportError: gql got no GraphQL answer (refused, reset, not HTTP, 5xx).
+    lost = isinstance(exc, dagger.TransportError)
+    return ContainerFailed(f"the Dagger engine failed: {text}", engine_lost=lost)

@@ -36,6 +36,10 @@ class Executor(Protocol):
     `execute` returns the output on success and raises AttemptFailed otherwise. When the
     awaiting task is cancelled it must stop the work (kill the process group) before
     re-raising CancelledError.
+
+    Optional: an executor that keeps something between attempts (a process, a connection)
+    also defines `async def aclose(self) -> None` (`ClosingExecutor`). The engine calls it,
+    if present, when it stops, once no attempt runs.
     """
 
     name: str
@@ -55,6 +59,17 @@ class KeyedExecutor(Protocol):
     """
 
     async def cache_facts(self, spec: Any) -> Mapping[str, Any]: ...
+
+
+@runtime_checkable
+class ClosingExecutor(Protocol):
+    """An Executor with something to end when the engine stops (see `Executor`).
+
+    `aclose` ends it and waits until it has ended; the engine logs what it raises and goes
+    on closing the other executors.
+    """
+
+    async def aclose(self) -> None: ...
 
 
 class SecretSource(Protocol):
