@@ -124,6 +124,13 @@ def create_app(settings: Settings) -> Starlette:
     return app
 
 
+def close_streams(app: Starlette) -> None:
+    """End the open event streams of an app made by `create_app` (REST's and the dashboard's
+    live pages): uvicorn waits for every open response before it stops."""
+    close_event_streams(app.state.api)
+    app.state.live_pages.close()
+
+
 def _log_sandbox(hub: Hub) -> None:
     """One line at start: whether local tasks are sandboxed and, if not, why and how."""
     level = logging.INFO if hub.sandbox.sandboxed and hub.sandbox.usable else logging.WARNING
@@ -170,8 +177,7 @@ class _Server(uvicorn.Server):
         """End open event streams first: uvicorn waits for every open response to finish."""
         app = self.config.app
         if isinstance(app, Starlette):
-            close_event_streams(app.state.api)
-            app.state.live_pages.close()
+            close_streams(app)
         await super().shutdown(sockets)
 
 

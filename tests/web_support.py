@@ -9,6 +9,7 @@ so the client sends it as a header itself.
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from servers import serve_in_loop
 
 from aop_mcp.hub import Hub
 from aop_mcp.security.principal import Role
-from aop_mcp.server import create_app
+from aop_mcp.server import close_streams, create_app
 
 WAIT = 20
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -82,13 +83,8 @@ async def dashboard(tmp_path: Path, **overrides: Any) -> AsyncIterator[Dashboard
     """`aop serve`'s app on a free port, with a token of each role."""
     settings = settings_for(tmp_path, host="127.0.0.1", port=0, **overrides)
     app = create_app(settings)
-
-    def before_shutdown() -> None:
-        app.state.api.state.event_streams.close()
-        app.state.live_pages.close()
-
     async with (
-        serve_in_loop(app, before_shutdown=before_shutdown) as server,
+        serve_in_loop(app, before_shutdown=functools.partial(close_streams, app)) as server,
         contextlib.AsyncExitStack() as stack,
     ):
         hub: Hub = app.state.hub

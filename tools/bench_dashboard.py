@@ -30,7 +30,7 @@ from bench_store_dashboard import TASKS, WORKFLOWS, seed
 
 from aop_mcp.config import Settings
 from aop_mcp.security.principal import Role
-from aop_mcp.server import create_app
+from aop_mcp.server import close_streams, create_app
 from aop_mcp.store import SqliteStore
 from aop_mcp.workflow import parse_workflow
 
@@ -147,8 +147,7 @@ async def bench(directory: Path, runs: int, repeat: int) -> None:
             for path in pages:
                 print(json.dumps(await time_page(client, path, repeat)), flush=True)
     finally:
-        app.state.api.state.event_streams.close()
-        app.state.live_pages.close()
+        close_streams(app)
         server.should_exit = True
         await serving
     print(json.dumps({"seeded_runs": runs, "seconds": round(seeding, 2)}))

@@ -19,7 +19,7 @@ from aop_mcp.models import (
     new_id,
 )
 from aop_mcp.ports.store import Store
-from aop_mcp.workflow import resolve_inputs
+from aop_mcp.workflow import WorkflowDocument, resolve_inputs
 
 #: How often `wait` looks at a run that another process drives.
 _FOREIGN_POLL_SECONDS = 0.5
@@ -142,6 +142,11 @@ class RunService:
         """One task run with all its attempts; raises TaskRunNotFound."""
         task_run = await self._store.get_task_run(run_id, task_id)
         return TaskDetail(task_run, await self._store.get_attempts(run_id, task_id))
+
+    async def document(self, run: Run) -> WorkflowDocument:
+        """The parsed workflow version a run runs (the engine's cached copy)."""
+        document, _graph = await self._engine.definition(run.workflow, run.workflow_version)
+        return document
 
     async def attempts(self, run_id: str) -> list[Attempt]:
         """Every attempt of every task of a run, by start time; raises RunNotFound."""

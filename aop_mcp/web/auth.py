@@ -94,24 +94,33 @@ def secure_cookies(request: Request) -> bool:
         return False
 
 
-def set_session_cookie(response: Response, request: Request, value: str, max_age: int) -> None:
-    """The session cookie: HTTP-only, SameSite=Strict, Secure where it can be."""
+def set_cookie(
+    response: Response, request: Request, name: str, value: str, *, max_age: int, path: str
+) -> None:
+    """A dashboard cookie: HTTP-only, SameSite=Strict, Secure where the browser keeps it."""
     response.set_cookie(
-        SESSION_COOKIE,
+        name,
         value,
         max_age=max_age,
-        path="/",
+        path=path,
         httponly=True,
         samesite="strict",
         secure=secure_cookies(request),
     )
 
 
-def clear_session_cookie(response: Response, request: Request) -> None:
-    """Sign the browser out."""
+def clear_cookie(response: Response, request: Request, name: str, *, path: str) -> None:
+    """Remove a cookie `set_cookie` set."""
     response.delete_cookie(
-        SESSION_COOKIE, path="/", httponly=True, samesite="strict", secure=secure_cookies(request)
+        name, path=path, httponly=True, samesite="strict", secure=secure_cookies(request)
     )
+
+
+def go_to(request: Request, target: str) -> Response:
+    """After a form's action: htmx follows `HX-Redirect`, a plain form a 303 redirect."""
+    if request.headers.get("hx-request"):
+        return Response(status_code=204, headers={"HX-Redirect": target})
+    return RedirectResponse(target, status_code=303)
 
 
 def same_origin(request: Request) -> bool:

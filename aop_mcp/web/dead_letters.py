@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
-from aop_mcp.web.auth import WebContext
+from aop_mcp.web.auth import WebContext, go_to
 from aop_mcp.web.render import render
 
 PAGE_SIZE = 25
@@ -33,7 +33,4 @@ async def dead_letter_list(request: Request, ctx: WebContext) -> Response:
 async def replay_dead_letter(request: Request, ctx: WebContext) -> Response:
     """Replay one dead letter: its task runs again in its run; go to that run."""
     run = await ctx.hub.dead_letters.replay(request.path_params["dead_letter_id"])
-    target = f"/runs/{run.id}"
-    if request.headers.get("hx-request"):
-        return Response(status_code=204, headers={"HX-Redirect": target})
-    return RedirectResponse(target, status_code=303)
+    return go_to(request, f"/runs/{run.id}")

@@ -7,14 +7,13 @@ from typing import Any
 
 from markupsafe import Markup
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from aop_mcp.models import Attempt, Run, RunStatus, TaskStatus
 from aop_mcp.services.runs import RunDetail
-from aop_mcp.web.auth import WebContext, WebRefusal
+from aop_mcp.web.auth import WebContext, WebRefusal, go_to
 from aop_mcp.web.render import render, render_text
 from aop_mcp.web.svg_dag import dag_nodes, dag_svg
-from aop_mcp.workflow import WorkflowDocument
 
 PAGE_SIZE = 25
 MAX_PAGE_SIZE = 200
@@ -92,9 +91,9 @@ async def run_page(request: Request, ctx: WebContext) -> Response:
 async def live_view(ctx: WebContext, run_id: str) -> dict[str, Any]:
     """What the live parts of a run page show; the SSE stream sends the same, re-rendered."""
     detail = await ctx.hub.runs.get(run_id)
-    stored = await ctx.hub.workflows.get(detail.run.workflow, detail.run.workflow_version)
+    # The stream re-renders on every event: the engine's parsed copy, not a read and a parse.
+    document = await ctx.hub.runs.document(detail.run)
     attempts = await ctx.hub.runs.attempts(run_id)
-    document = WorkflowDocument.model_validate(stored.document)
     return {
         "run": detail.run,
         "tasks": detail.tasks,
@@ -166,17 +165,10 @@ async def task_panel(request: Request, ctx: WebContext) -> Response:
 async def cancel_run(request: Request, ctx: WebContext) -> Response:
     """Cancel the run; back to its page."""
     run = await ctx.hub.runs.cancel(request.path_params["run_id"])
-    return _back_to(request, run.id)
+    return go_to(request, f"/runs/{run.id}")
 
 
 async def retry_run(request: Request, ctx: WebContext) -> Response:
     """Run the failed and cancelled tasks of a finished run again; back to its page."""
     run = await ctx.hub.runs.retry(request.path_params["run_id"])
-    return _back_to(request, run.id)
-
-
-def _back_to(request: Request, run_id: str) -> Response:
-    target = f"/runs/{run_id}"
-    if request.headers.get("hx-request"):
-        return Response(status_code=204, headers={"HX-Redirect": target})
-    return RedirectResponse(target, status_code=303)
+    return go_to(request, f"/runs/{run.id}")

@@ -16,14 +16,15 @@ from starlette.responses import RedirectResponse, Response
 from aop_mcp.errors import AopError
 from aop_mcp.web.auth import (
     CSRF_FIELD,
+    SESSION_COOKIE,
     GetHub,
     check_csrf,
-    clear_session_cookie,
+    clear_cookie,
     error_page,
     same_origin,
     sealer,
     secure_cookies,
-    set_session_cookie,
+    set_cookie,
     signed_in,
 )
 from aop_mcp.web.render import render
@@ -55,15 +56,7 @@ def _form(request: Request, *, error: str = "", status_code: int = 200) -> Respo
         },
         status_code=status_code,
     )
-    response.set_cookie(
-        SIGNIN_COOKIE,
-        nonce,
-        max_age=_SIGNIN_SECONDS,
-        path="/signin",
-        httponly=True,
-        samesite="strict",
-        secure=secure_cookies(request),
-    )
+    set_cookie(response, request, SIGNIN_COOKIE, nonce, max_age=_SIGNIN_SECONDS, path="/signin")
     return response
 
 
@@ -98,8 +91,10 @@ def signin_routes(get_hub: GetHub) -> dict[str, object]:
         value, _session = sealer(request, hub).new(token)
         target = form.get("next")
         response = RedirectResponse(safe_next(target if isinstance(target, str) else None), 303)
-        set_session_cookie(response, request, value, sealer(request, hub).max_age)
-        response.delete_cookie(SIGNIN_COOKIE, path="/signin")
+        set_cookie(
+            response, request, SESSION_COOKIE, value, max_age=sealer(request, hub).max_age, path="/"
+        )
+        clear_cookie(response, request, SIGNIN_COOKIE, path="/signin")
         return response
 
     async def signout(request: Request) -> Response:
@@ -111,7 +106,7 @@ def signin_routes(get_hub: GetHub) -> dict[str, object]:
             except AopError as err:
                 return error_page(request, None, err)
         response = RedirectResponse("/signin", 303)
-        clear_session_cookie(response, request)
+        clear_cookie(response, request, SESSION_COOKIE, path="/")
         return response
 
     return {"show": show_signin, "submit": submit_signin, "signout": signout}

@@ -6,11 +6,11 @@ from typing import Any
 
 from markupsafe import Markup
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from aop_mcp.errors import InvalidInputs
 from aop_mcp.models import WorkflowVersion
-from aop_mcp.web.auth import WebContext, WebRefusal
+from aop_mcp.web.auth import WebContext, WebRefusal, go_to
 from aop_mcp.web.render import render
 from aop_mcp.web.svg_dag import dag_nodes, dag_svg
 from aop_mcp.workflow import WorkflowDocument
@@ -66,10 +66,7 @@ async def start_run(request: Request, ctx: WebContext) -> Response:
         return await _workflow_response(
             ctx, stored, values=values, problems=problems, status_code=422, fragment=request
         )
-    target = f"/runs/{run.id}"
-    if request.headers.get("hx-request"):
-        return Response(status_code=204, headers={"HX-Redirect": target})
-    return RedirectResponse(target, status_code=303)
+    return go_to(request, f"/runs/{run.id}")
 
 
 async def _workflow_response(
